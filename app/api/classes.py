@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from app import crud
+from app.api.deps import ServicesDep, SessionDep
+from app.schemas import ClassCreate, ClassOut
+
+router = APIRouter(prefix="/api", tags=["classes"])
+
+
+def _out(session, image_class) -> ClassOut:
+    counts = crud.sample_counts(session=session, project_id=image_class.project_id)
+    return ClassOut(id=image_class.id, name=image_class.name, sample_count=counts.get(image_class.id, 0))
+
+
+@router.post("/projects/{project_id}/classes", response_model=ClassOut, status_code=201,
+             responses={409: {"description": "a class of that name exists in the project"}})
+def create_class(project_id: int, body: ClassCreate, session: SessionDep):
+    return _out(session, crud.create_class(session=session, project_id=project_id, name=body.name))
+
+
+@router.patch("/classes/{class_id}", response_model=ClassOut)
+def rename_class(class_id: int, body: ClassCreate, session: SessionDep):
+    return _out(session, crud.rename_class(session=session, class_id=class_id, name=body.name))
+
+
+@router.delete("/classes/{class_id}", status_code=204)
+def delete_class(class_id: int, session: SessionDep, services: ServicesDep):
+    image_class = crud.get_class(session=session, class_id=class_id)
+    keys = crud.class_sample_keys(session=session, class_id=class_id)
+    session.delete(image_class)
+    session.commit()
+    for key in keys:
+        services.store.delete(key)
+    return Response(status_code=204)

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import re
+from enum import Enum
+from typing import Annotated
+
+from fastapi import APIRouter, File, HTTPException, Query, UploadFile
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
+
+from app import crud, images
+from app.api.deps import ServicesDep, SessionDep
+from app.api.samples import read_upload
+from app.exports import export_model
+from app.inference import ranked
+from app.schemas import PredictOut
+
+router = APIRouter(prefix="/api/projects", tags=["prediction"])
+
+NO_MODEL = {409: {"description": "the project has no trained model yet"}}
+
+
+@router.post("/{project_id}/predict", response_model=PredictOut,
+             responses={**NO_MODEL, 422: {"description": "the file is not a valid image"}})
+def predict(project_id: int, file: Annotated[UploadFile, File()], services: ServicesDep):
+    model = services.models.current(project_id)
+    settings = services.settings
+    try:
+        decoded = images.decode(read_upload(file, settings.max_upload_bytes), max_bytes=settings.max_upload_bytes,
+                                max_pixels=settings.max_image_pixels, min_side=2 * model.input_size)
+    except images.ImageRejected as exc:
+        raise HTTPException(422, f"{file.filename}: {exc}") from None
+    probs = model.predict([decoded.image])[0]
+    return PredictOut(model_id=model.model_id, model_version=model.version,
+                      predictions=ranked(model.labels, probs))
+
+
+class ExportFormat(str, Enum):
+    onnx = "onnx"
+    torchscript = "torchscript"
+
+
+MEDIA = {"onnx": "application/octet-stream", "torchscript": "application/octet-stream"}
+
+DOWNLOAD_DOC = """The project's current model, backbone and head in one file, giving class probabilities.
+
+* `onnx`: run with `onnxruntime.InferenceSession(path)`. Input `input`: float32 `N×3×S×S`, RGB in [0, 1];
+  resize the image so its shorter side is S (bilinear), then center-crop S×S. S is the metadata key
+  `input_size`. Output `probabilities`: `N×K`, in the order of the metadata key `labels` (a JSON list).
+  Mean/std normalisation is inside the model; the metadata key `preprocessing` describes it.
+* `torchscript`: `torch.jit.load(path, _extra_files={"labels": "", "input_size": "", "preprocessing": ""})`;
+  same input and output; the same metadata comes back in `_extra_files`.
+"""
+
+
+@router.get("/{project_id}/model/download", responses={**NO_MODEL, 200: {
+    "content": {"application/octet-stream": {}}, "description": "the model file"}},
+    description=DOWNLOAD_DOC, response_class=FileResponse)
+async def download_model(project_id: int, session: SessionDep, services: ServicesDep,
+                         format: Annotated[ExportFormat, Query()] = ExportFormat.onnx):
+    project = crud.get_project(session=session, project_id=project_id)
+    if project.current_model is None:
+        raise HTTPException(409, "this project has no trained model yet: train it first")
+    model, name = project.current_model, project.name
+    # Building the file traces the network for a few seconds: keep it off the event loop.
+    path = await run_in_threadpool(export_model, model, name, format.value,
+                                   cache_dir=services.settings.cache_dir, embedders=services.embedders)
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower() or "model"
+    ext = path.suffix
+    return FileResponse(path, media_type=MEDIA[format.value], filename=f"{slug}-v{model.version}{ext}")

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Response
+
+from app import crud
+from app.api.deps import ServicesDep, SessionDep
+from app.api.views import model_out, project_detail, project_out
+from app.ml.backbones import get_spec
+from app.schemas import ModelOut, ProjectCreate, ProjectDetail, ProjectOut, ProjectRename
+
+router = APIRouter(prefix="/api/projects", tags=["projects"])
+
+
+@router.get("", response_model=list[ProjectOut])
+def list_projects(session: SessionDep):
+    return [project_out(session, p) for p in crud.list_projects(session=session)]
+
+
+@router.post("", response_model=ProjectDetail, status_code=201)
+def create_project(body: ProjectCreate, session: SessionDep, services: ServicesDep):
+    backbone = body.backbone or services.settings.default_backbone
+    spec = get_spec(backbone)  # unknown name -> 422 via the BackboneUnavailable handler
+    if not spec.available:
+        raise HTTPException(422, f"backbone {backbone!r} has no weights on this server")
+    project = crud.create_project(session=session, name=body.name, backbone=backbone)
+    return project_detail(session, project)
+
+
+@router.get("/{project_id}", response_model=ProjectDetail)
+def get_project(project_id: int, session: SessionDep):
+    return project_detail(session, crud.get_project(session=session, project_id=project_id))
+
+
+@router.patch("/{project_id}", response_model=ProjectDetail)
+def rename_project(project_id: int, body: ProjectRename, session: SessionDep):
+    project = crud.get_project(session=session, project_id=project_id)
+    project.name = body.name
+    session.flush()
+    return project_detail(session, project)
+
+
+@router.delete("/{project_id}", status_code=204)
+def delete_project(project_id: int, session: SessionDep, services: ServicesDep):
+    project = crud.get_project(session=session, project_id=project_id)
+    job = crud.active_job(session=session, project_id=project_id)
+    if job is not None:
+        services.worker.cancel(job.id)
+    keys = crud.project_sample_keys(session=session, project_id=project_id)
+    session.delete(project)
+    session.commit()
+    services.models.forget(project_id)
+    for key in keys:  # after the commit: a failed delete leaves files, never rows without files
+        services.store.delete(key)
+    return Response(status_code=204)
+
+
+@router.get("/{project_id}/models", response_model=list[ModelOut])
+def list_models(project_id: int, session: SessionDep):
+    project = crud.get_project(session=session, project_id=project_id)
+    return [model_out(m, project.current_model_id) for m in crud.list_models(session=session,
+                                                                            project_id=project_id)]

@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile
+from fastapi.responses import JSONResponse
+
+from app import crud
+from app.api.deps import ServicesDep, SessionDep
+from app.api.views import sample_out
+from app.schemas import SampleOut, UploadOut
+from app.storage import ORIGINAL, THUMB, WORK
+from app.uploads import store_files
+
+router = APIRouter(prefix="/api", tags=["samples"])
+
+MEDIA = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp",
+         "BMP": "image/bmp", "TIFF": "image/tiff"}
+
+
+def read_upload(upload: UploadFile, limit: int) -> bytes:
+    # One byte past the limit is enough to know it is too big, without reading a huge body.
+    return upload.file.read(limit + 1)
+
+
+@router.post(
+    "/classes/{class_id}/samples", response_model=UploadOut, status_code=201,
+    responses={422: {"description": "no file was a valid image; nothing was stored"}},
+)
+def upload_samples(
+    class_id: int,
+    session: SessionDep,
+    services: ServicesDep,
+    files: Annotated[list[UploadFile], File(description="one or many images")],
+    burst_id: Annotated[str | None, Form(max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
+                                         description="frames of one webcam press share one")] = None,
+    source: Annotated[str, Form(pattern="^(upload|webcam)$")] = "upload",
+):
+    settings = services.settings
+    crud.get_class(session=session, class_id=class_id)
+    if len(files) > settings.max_files_per_upload:
+        raise HTTPException(413, f"at most {settings.max_files_per_upload} files per upload")
+    data = [(f.filename or "unnamed", read_upload(f, settings.max_upload_bytes)) for f in files]
+    result = store_files(data, session=session, store=services.store, settings=settings, class_id=class_id,
+                         source=source, burst_id=burst_id)
+    if not result.added:
+        session.rollback()
+        return JSONResponse(status_code=422, content={
+            "detail": "no valid image in the upload: " + "; ".join(
+                f"{r['filename']}: {r['error']}" for r in result.rejected),
+            "rejected": result.rejected,
+        })
+    session.commit()
+    return UploadOut(added=[sample_out(s) for s in result.added], rejected=result.rejected)
+
+
+@router.get("/classes/{class_id}/samples", response_model=list[SampleOut])
+def list_samples(class_id: int, session: SessionDep):
+    crud.get_class(session=session, class_id=class_id)
+    return [sample_out(s) for s in crud.list_samples(session=session, class_id=class_id)]
+
+
+@router.delete("/samples/{sample_id}", status_code=204)
+def delete_sample(sample_id: int, session: SessionDep, services: ServicesDep):
+    sample = crud.get_sample(session=session, sample_id=sample_id)
+    key = sample.key
+    session.delete(sample)
+    session.commit()
+    services.store.delete(key)
+    return Response(status_code=204)
+
+
+def _file(services, key: str, kind: str, media: str) -> Response:
+    try:
+        data = services.store.read(key, kind)
+    except FileNotFoundError:
+        raise HTTPException(404, "image file missing") from None
+    # Keys are never reused, so the bytes behind a URL never change.
+    return Response(data, media_type=media, headers={"Cache-Control": "private, max-age=31536000, immutable"})
+
+
+@router.get("/samples/{sample_id}/image", response_class=Response,
+            responses={200: {"content": {"image/*": {}}, "description": "the original upload"}})
+def sample_image(sample_id: int, session: SessionDep, services: ServicesDep):
+    sample = crud.get_sample(session=session, sample_id=sample_id)
+    return _file(services, sample.key, ORIGINAL, MEDIA.get(sample.original_format, "application/octet-stream"))
+
+
+@router.get("/samples/{sample_id}/thumbnail", response_class=Response,
+            responses={200: {"content": {"image/jpeg": {}}}})
+def sample_thumbnail(sample_id: int, session: SessionDep, services: ServicesDep):
+    sample = crud.get_sample(session=session, sample_id=sample_id)
+    return _file(services, sample.key, THUMB, "image/jpeg")
+
+
+@router.get("/samples/{sample_id}/work", response_class=Response, include_in_schema=False)
+def sample_work(sample_id: int, session: SessionDep, services: ServicesDep):
+    sample = crud.get_sample(session=session, sample_id=sample_id)
+    return _file(services, sample.key, WORK, "image/jpeg")

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException
+
+from app import crud
+from app.api.deps import ServicesDep, SessionDep
+from app.schemas import JobCreated, JobOut, TrainRequest
+from app.training import NotTrainable, check_trainable
+
+router = APIRouter(prefix="/api", tags=["training"])
+
+
+def job_out(job) -> JobOut:
+    return JobOut.model_validate(job, from_attributes=True)
+
+
+@router.post("/projects/{project_id}/train", response_model=JobCreated, status_code=202,
+             responses={409: {"description": "not trainable yet, or a training job is already active"}})
+def train(project_id: int, body: TrainRequest, session: SessionDep, services: ServicesDep):
+    project = crud.get_project(session=session, project_id=project_id)
+    counts = crud.sample_counts(session=session, project_id=project_id)
+    try:
+        check_trainable({c.name: counts.get(c.id, 0) for c in project.classes})
+    except NotTrainable as exc:
+        raise HTTPException(409, str(exc)) from None
+    active = crud.active_job(session=session, project_id=project_id)
+    if active is not None:
+        raise HTTPException(409, f"this project is already training (job {active.id})")
+    job = crud.create_job(session=session, project_id=project_id, kind="train",
+                          params=body.model_dump(exclude_none=True))
+    session.commit()
+    services.worker.submit(job.id)
+    return JobCreated(job_id=job.id)
+
+
+@router.get("/jobs/{job_id}", response_model=JobOut)
+def get_job(job_id: int, session: SessionDep):
+    return job_out(crud.get_job(session=session, job_id=job_id))
+
+
+@router.post("/jobs/{job_id}/cancel", status_code=202, response_model=JobOut,
+             responses={409: {"description": "the job has already finished"}})
+def cancel_job(job_id: int, session: SessionDep, services: ServicesDep):
+    crud.get_job(session=session, job_id=job_id)
+    if not services.worker.cancel(job_id):
+        raise HTTPException(409, "the job has already finished")
+    session.expire_all()
+    return job_out(crud.get_job(session=session, job_id=job_id))
+
+
+@router.get("/projects/{project_id}/jobs/latest", response_model=JobOut | None)
+def latest_job(project_id: int, session: SessionDep):
+    crud.get_project(session=session, project_id=project_id)
+    job = crud.latest_job(session=session, project_id=project_id)
+    return job_out(job) if job else None

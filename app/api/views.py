@@ -1,0 +1,40 @@
+"""ORM rows to response bodies."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from app import crud
+from app.models import Project, Sample, TrainedModel
+from app.schemas import ClassOut, ModelOut, ProjectDetail, ProjectOut, SampleOut
+
+
+def project_out(session: Session, project: Project) -> ProjectOut:
+    counts = crud.sample_counts(session=session, project_id=project.id)
+    return ProjectOut(id=project.id, name=project.name, backbone=project.backbone,
+                      created_at=project.created_at, class_count=len(counts), sample_count=sum(counts.values()),
+                      current_model_id=project.current_model_id)
+
+
+def model_out(model: TrainedModel, current_id: int | None) -> ModelOut:
+    return ModelOut(id=model.id, version=model.version, backbone=model.backbone, mode=model.mode,
+                    labels=model.labels, created_at=model.created_at, is_current=model.id == current_id,
+                    metrics=model.metrics or {})
+
+
+def project_detail(session: Session, project: Project) -> ProjectDetail:
+    counts = crud.sample_counts(session=session, project_id=project.id)
+    classes = [ClassOut(id=c.id, name=c.name, sample_count=counts.get(c.id, 0)) for c in project.classes]
+    model = project.current_model
+    job = crud.active_job(session=session, project_id=project.id)
+    return ProjectDetail(id=project.id, name=project.name, backbone=project.backbone,
+                         created_at=project.created_at, classes=classes,
+                         model=model_out(model, project.current_model_id) if model else None,
+                         active_job_id=job.id if job else None)
+
+
+def sample_out(sample: Sample) -> SampleOut:
+    return SampleOut(id=sample.id, class_id=sample.class_id, filename=sample.filename, width=sample.width,
+                     height=sample.height, source=sample.source, burst_id=sample.burst_id,
+                     created_at=sample.created_at, url=f"/api/samples/{sample.id}/image",
+                     thumbnail_url=f"/api/samples/{sample.id}/thumbnail")

@@ -1,0 +1,40 @@
+"""Settings: the one reader of the environment (variables prefixed SNAPCLASS_, plus DATABASE_URL)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SNAPCLASS_", extra="ignore")
+
+    data_dir: Path = Path("data")
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "SNAPCLASS_DATABASE_URL")
+    )
+    # "auto" picks cuda:0 when PyTorch sees a GPU, else cpu.
+    device: str = "auto"
+    default_backbone: str = "efficientnet_lite0"
+
+    max_upload_bytes: int = 25 * 1024 * 1024
+    max_image_pixels: int = 40_000_000
+    max_files_per_upload: int = 500
+    # Stored working copy: shorter side at most this, enough for 224-px crops with augmentation.
+    work_image_side: int = 288
+    thumbnail_side: int = 160
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'snapclass.db'}"
+
+    @property
+    def images_dir(self) -> Path:
+        return self.data_dir / "images"
+
+    @property
+    def cache_dir(self) -> Path:
+        """Derived files (ONNX graphs, exports): safe to delete, rebuilt on demand."""
+        return self.data_dir / "cache"

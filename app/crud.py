@@ -1,0 +1,229 @@
+"""Data functions: keyword-only, a Session passed in. No HTTP, no torch."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from app.models import Embedding, ImageClass, Job, Project, Sample, TrainedModel, utcnow
+
+ACTIVE = ("queued", "running")
+
+
+class NotFound(LookupError):
+    pass
+
+
+class Conflict(RuntimeError):
+    pass
+
+
+# --- projects ---
+
+
+def list_projects(*, session: Session) -> Sequence[Project]:
+    return session.scalars(select(Project).order_by(Project.id.desc())).all()
+
+
+def get_project(*, session: Session, project_id: int) -> Project:
+    project = session.get(Project, project_id)
+    if project is None:
+        raise NotFound(f"project {project_id} not found")
+    return project
+
+
+def create_project(*, session: Session, name: str, backbone: str) -> Project:
+    project = Project(name=name, backbone=backbone)
+    session.add(project)
+    session.flush()
+    return project
+
+
+def sample_counts(*, session: Session, project_id: int) -> dict[int, int]:
+    rows = session.execute(
+        select(ImageClass.id, func.count(Sample.id))
+        .outerjoin(Sample, Sample.class_id == ImageClass.id)
+        .where(ImageClass.project_id == project_id)
+        .group_by(ImageClass.id)
+    )
+    return {cid: n for cid, n in rows}
+
+
+def project_sample_keys(*, session: Session, project_id: int) -> list[str]:
+    return list(session.scalars(
+        select(Sample.key).join(ImageClass).where(ImageClass.project_id == project_id)
+    ))
+
+
+# --- classes ---
+
+
+def get_class(*, session: Session, class_id: int) -> ImageClass:
+    image_class = session.get(ImageClass, class_id)
+    if image_class is None:
+        raise NotFound(f"class {class_id} not found")
+    return image_class
+
+
+def _check_class_name(session: Session, project_id: int, name: str, exclude: int | None = None) -> None:
+    query = select(ImageClass.id).where(ImageClass.project_id == project_id, ImageClass.name == name)
+    if exclude is not None:
+        query = query.where(ImageClass.id != exclude)
+    if session.scalar(query) is not None:
+        raise Conflict(f"a class named {name!r} already exists in this project")
+
+
+def create_class(*, session: Session, project_id: int, name: str) -> ImageClass:
+    get_project(session=session, project_id=project_id)
+    _check_class_name(session, project_id, name)
+    image_class = ImageClass(project_id=project_id, name=name)
+    session.add(image_class)
+    session.flush()
+    return image_class
+
+
+def rename_class(*, session: Session, class_id: int, name: str) -> ImageClass:
+    image_class = get_class(session=session, class_id=class_id)
+    _check_class_name(session, image_class.project_id, name, exclude=class_id)
+    image_class.name = name
+    session.flush()
+    return image_class
+
+
+def class_sample_keys(*, session: Session, class_id: int) -> list[str]:
+    return list(session.scalars(select(Sample.key).where(Sample.class_id == class_id)))
+
+
+# --- samples ---
+
+
+def add_sample(*, session: Session, class_id: int, key: str, filename: str, original_format: str,
+               width: int, height: int, source: str = "upload", burst_id: str | None = None) -> Sample:
+    sample = Sample(class_id=class_id, key=key, filename=filename, original_format=original_format,
+                    width=width, height=height, source=source, burst_id=burst_id)
+    session.add(sample)
+    session.flush()
+    return sample
+
+
+def get_sample(*, session: Session, sample_id: int) -> Sample:
+    sample = session.get(Sample, sample_id)
+    if sample is None:
+        raise NotFound(f"sample {sample_id} not found")
+    return sample
+
+
+def list_samples(*, session: Session, class_id: int) -> Sequence[Sample]:
+    return session.scalars(select(Sample).where(Sample.class_id == class_id).order_by(Sample.id)).all()
+
+
+def training_samples(*, session: Session, project_id: int) -> list[tuple[int, int, str, str | None]]:
+    """(sample id, class id, storage key, burst id) of every sample in the project."""
+    rows = session.execute(
+        select(Sample.id, Sample.class_id, Sample.key, Sample.burst_id)
+        .join(ImageClass)
+        .where(ImageClass.project_id == project_id)
+        .order_by(Sample.id)
+    )
+    return [tuple(r) for r in rows]
+
+
+# --- embeddings ---
+
+
+def embeddings_for(*, session: Session, sample_ids: Sequence[int], backbone: str,
+                   version: str) -> dict[int, np.ndarray]:
+    out: dict[int, np.ndarray] = {}
+    ids = list(sample_ids)
+    for lo in range(0, len(ids), 900):  # stay under SQLite's bound-parameter limit
+        rows = session.execute(
+            select(Embedding.sample_id, Embedding.vector).where(
+                Embedding.sample_id.in_(ids[lo:lo + 900]),
+                Embedding.backbone == backbone, Embedding.version == version,
+            )
+        )
+        for sid, blob in rows:
+            out[sid] = np.frombuffer(blob, dtype="<f4")
+    return out
+
+
+def store_embeddings(*, session: Session, vectors: dict[int, np.ndarray], backbone: str, version: str) -> None:
+    existing = set(embeddings_for(session=session, sample_ids=list(vectors), backbone=backbone,
+                                  version=version))
+    # A sample deleted while it was being embedded is skipped, not resurrected.
+    alive = set(session.scalars(select(Sample.id).where(Sample.id.in_(list(vectors)))))
+    session.add_all(
+        Embedding(sample_id=sid, backbone=backbone, version=version,
+                  vector=np.asarray(vec, dtype="<f4").tobytes())
+        for sid, vec in vectors.items() if sid not in existing and sid in alive
+    )
+    session.flush()
+
+
+# --- jobs ---
+
+
+def create_job(*, session: Session, project_id: int, kind: str, params: dict) -> Job:
+    job = Job(project_id=project_id, kind=kind, params=params, status="queued", message="waiting to start")
+    session.add(job)
+    session.flush()
+    return job
+
+
+def get_job(*, session: Session, job_id: int) -> Job:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise NotFound(f"job {job_id} not found")
+    return job
+
+
+def active_job(*, session: Session, project_id: int) -> Job | None:
+    return session.scalar(
+        select(Job).where(Job.project_id == project_id, Job.status.in_(ACTIVE)).order_by(Job.id.desc())
+    )
+
+
+def latest_job(*, session: Session, project_id: int) -> Job | None:
+    return session.scalar(select(Job).where(Job.project_id == project_id).order_by(Job.id.desc()))
+
+
+def recover_jobs(*, session: Session) -> list[int]:
+    """At start-up: a job left running died with the last process; queued ones run again."""
+    session.execute(
+        update(Job).where(Job.status == "running").values(
+            status="failed", message="interrupted: the server stopped while this job ran; train again",
+            finished_at=utcnow())
+    )
+    session.execute(
+        update(Job).where(Job.status == "queued", Job.cancel_requested.is_(True)).values(
+            status="cancelled", message="cancelled", finished_at=utcnow())
+    )
+    return list(session.scalars(select(Job.id).where(Job.status == "queued").order_by(Job.id)))
+
+
+# --- models ---
+
+
+def next_model_version(*, session: Session, project_id: int) -> int:
+    current = session.scalar(select(func.max(TrainedModel.version)).where(TrainedModel.project_id == project_id))
+    return (current or 0) + 1
+
+
+def list_models(*, session: Session, project_id: int) -> Sequence[TrainedModel]:
+    return session.scalars(
+        select(TrainedModel).where(TrainedModel.project_id == project_id).order_by(TrainedModel.id.desc())
+    ).all()
+
+
+def get_model(*, session: Session, model_id: int) -> TrainedModel:
+    model = session.get(TrainedModel, model_id)
+    if model is None:
+        raise NotFound(f"model {model_id} not found")
+    return model
+
+
+def delete_embeddings_of(*, session: Session, sample_ids: Sequence[int]) -> None:
+    session.execute(delete(Embedding).where(Embedding.sample_id.in_(list(sample_ids))))

@@ -1,0 +1,43 @@
+"""Files a user downloads, built from a stored model and cached under the data dir."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from app.embedders import EmbedderPool
+from app.ml import checkpoint
+from app.ml.backbones import get_spec
+from app.ml.export import FORMATS, WRITERS, Classifier, model_metadata
+from app.ml.head import Head
+from app.models import TrainedModel
+
+_locks: dict[tuple[int, str], threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+def export_path(cache_dir: Path, model_id: int, fmt: str) -> Path:
+    return cache_dir / "exports" / f"model-{model_id}{FORMATS[fmt]}"
+
+
+def build_classifier(model: TrainedModel, embedders: EmbedderPool) -> Classifier:
+    ckpt = checkpoint.unpack(model.weights)
+    head = Head.from_arch(ckpt["head_arch"])
+    head.load_state_dict(ckpt["head_state"])
+    spec = get_spec(model.backbone)
+    return Classifier(embedders.backbone(model.backbone), head, spec.preprocessing).eval()
+
+
+def export_model(model: TrainedModel, project_name: str, fmt: str, *, cache_dir: Path,
+                 embedders: EmbedderPool) -> Path:
+    """The model as an ONNX or TorchScript file; built once per model and format, then reused."""
+    path = export_path(cache_dir, model.id, fmt)
+    with _locks_guard:
+        lock = _locks.setdefault((model.id, fmt), threading.Lock())
+    with lock:
+        if not path.is_file():
+            spec = get_spec(model.backbone)
+            meta = model_metadata(labels=list(model.labels), prep=spec.preprocessing, backbone=model.backbone,
+                                  model_id=model.id, project=project_name, version=model.version)
+            WRITERS[fmt](build_classifier(model, embedders), path, meta)
+    return path

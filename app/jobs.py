@@ -1,0 +1,145 @@
+"""The worker: one named thread owns the device and runs queued jobs one at a time.
+
+Job state lives in the database, so the page, the API and a restarted server all see the same
+truth. At start-up a job left "running" by a dead process is marked failed, never left stuck.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from app import crud
+from app.db import session_scope
+from app.ml.train import TrainingCancelled
+from app.models import utcnow
+
+log = logging.getLogger("snapclass.worker")
+
+_STOP = object()
+
+
+@dataclass
+class JobOutcome:
+    model_id: int | None = None
+    metrics: dict = field(default_factory=dict)
+    message: str = "done"
+
+
+class JobContext:
+    """What a job handler may touch: its parameters, progress reporting and the cancel flag."""
+
+    def __init__(self, worker: Worker, job_id: int, project_id: int, params: dict):
+        self.worker, self.job_id, self.project_id, self.params = worker, job_id, project_id, params
+        self._last_write = 0.0
+        self.notes: dict = {}
+
+    def progress(self, fraction: float, message: str, *, force: bool = False) -> None:
+        # Throttled: the page polls a few times a second, more writes would only load SQLite.
+        now = time.monotonic()
+        if not force and now - self._last_write < 0.25:
+            return
+        self._last_write = now
+        with session_scope(self.worker.session_factory) as s:
+            job = crud.get_job(session=s, job_id=self.job_id)
+            job.progress = max(0.0, min(1.0, fraction))
+            job.message = message[:500]
+
+    def should_stop(self) -> bool:
+        return self.job_id in self.worker.cancelled or self.worker.stopping.is_set()
+
+
+Handler = Callable[[JobContext], JobOutcome]
+
+
+class Worker:
+    def __init__(self, session_factory: sessionmaker[Session], handlers: dict[str, Handler]):
+        self.session_factory = session_factory
+        self.handlers = handlers
+        self.queue: queue.Queue = queue.Queue()
+        self.cancelled: set[int] = set()
+        self.stopping = threading.Event()
+        self.current_job: int | None = None
+        self.thread = threading.Thread(target=self._loop, name="snapclass-worker", daemon=True)
+
+    def start(self) -> None:
+        with session_scope(self.session_factory) as s:
+            pending = crud.recover_jobs(session=s)
+        for job_id in pending:
+            self.queue.put(job_id)
+        self.thread.start()
+
+    def stop(self, timeout: float = 30) -> None:
+        self.stopping.set()
+        self.queue.put(_STOP)
+        self.thread.join(timeout)
+
+    def submit(self, job_id: int) -> None:
+        self.queue.put(job_id)
+
+    def cancel(self, job_id: int) -> bool:
+        """Ask a queued or running job to stop; False when it has already finished."""
+        with session_scope(self.session_factory) as s:
+            job = crud.get_job(session=s, job_id=job_id)
+            if job.status not in crud.ACTIVE:
+                return False
+            job.cancel_requested = True
+            if job.status == "queued":
+                job.status, job.message, job.finished_at = "cancelled", "cancelled before it started", utcnow()
+        self.cancelled.add(job_id)
+        return True
+
+    def _loop(self) -> None:
+        while True:
+            item = self.queue.get()
+            if item is _STOP:
+                return
+            try:
+                self._run(item)
+            except Exception:  # never let one job kill the thread that serves all others
+                log.exception("worker: job %s crashed outside its handler", item)
+
+    def _run(self, job_id: int) -> None:
+        with session_scope(self.session_factory) as s:
+            job = crud.get_job(session=s, job_id=job_id)
+            if job.status != "queued":
+                return
+            job.status, job.started_at, job.message = "running", utcnow(), "starting"
+            ctx = JobContext(self, job.id, job.project_id, dict(job.params or {}))
+            kind = job.kind
+        self.current_job = job_id
+        status, outcome, message = "failed", JobOutcome(), ""
+        try:
+            outcome = self.handlers[kind](ctx)
+            status, message = "succeeded", outcome.message
+        except TrainingCancelled:
+            status, message = "cancelled", "cancelled"
+            if self.stopping.is_set() and job_id not in self.cancelled:
+                status, message = "failed", "interrupted: the server was shut down; train again"
+        except crud.NotFound as exc:
+            message = f"{exc} (deleted while the job ran?)"
+        except Exception as exc:
+            log.error("job %s failed:\n%s", job_id, traceback.format_exc())
+            message = f"failed: {type(exc).__name__}: {exc}"
+        finally:
+            self.current_job = None
+            self.cancelled.discard(job_id)
+        self._finish(job_id, status, outcome, message, ctx.notes)
+
+    def _finish(self, job_id: int, status: str, outcome: JobOutcome, message: str, notes: dict) -> None:
+        try:
+            with session_scope(self.session_factory) as s:
+                job = crud.get_job(session=s, job_id=job_id)
+                job.status, job.message, job.finished_at = status, message[:500], utcnow()
+                job.metrics = {**notes, **outcome.metrics}
+                if status == "succeeded":
+                    job.progress, job.model_id = 1.0, outcome.model_id
+        except crud.NotFound:
+            pass  # the project (and with it the job) was deleted meanwhile

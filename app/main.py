@@ -1,0 +1,80 @@
+"""create_app(settings): the lifespan starts and stops the worker; routers and static files mounted."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+
+from app import __version__, crud
+from app.api import classes, predict, projects, samples, system, training
+from app.config import Settings
+from app.db import init_db, make_engine, make_session_factory
+from app.embedders import EmbedderPool
+from app.inference import ModelCache, NoModel
+from app.jobs import Worker
+from app.ml.backbones import BackboneUnavailable
+from app.ml.checkpoint import CheckpointError
+from app.pages import router as pages_router
+from app.services import Services, resolve_device
+from app.storage import ImageStore
+from app.training import make_train_handler
+
+ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger("snapclass")
+
+
+def build_services(settings: Settings) -> Services:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.db_url)
+    init_db(engine)
+    device = resolve_device(settings.device)
+    services = Services(settings=settings, engine=engine, session_factory=make_session_factory(engine),
+                        store=ImageStore(settings.images_dir),
+                        embedders=EmbedderPool(settings.cache_dir, device), device=device)
+    services.models = ModelCache(services.session_factory, services.embedders)
+    services.worker = Worker(services.session_factory, {"train": make_train_handler(services)})
+    return services
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        services = build_services(settings)
+        app.state.services = services
+        services.worker.start()
+        log.info("snapclass %s: data in %s, device %s", __version__, settings.data_dir.resolve(), services.device)
+        try:
+            yield
+        finally:
+            services.worker.stop()
+            services.engine.dispose()
+
+    app = FastAPI(title="snapclass", version=__version__, lifespan=lifespan,
+                  description="Self-hosted, no-code image-classifier trainer. See /docs.")
+    for router in (system.router, projects.router, classes.router, samples.router, training.router,
+                   predict.router, pages_router):
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
+    _error_handlers(app)
+    return app
+
+
+def _error_handlers(app: FastAPI) -> None:
+    def handler(code: int):
+        async def handle(_request: Request, exc: Exception) -> JSONResponse:
+            return JSONResponse(status_code=code, content={"detail": str(exc)})
+
+        return handle
+
+    app.add_exception_handler(crud.NotFound, handler(404))
+    app.add_exception_handler(crud.Conflict, handler(409))
+    app.add_exception_handler(NoModel, handler(409))
+    app.add_exception_handler(BackboneUnavailable, handler(422))
+    app.add_exception_handler(CheckpointError, handler(500))

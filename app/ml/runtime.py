@@ -1,0 +1,106 @@
+"""Running a feature network: one small interface, two runtimes.
+
+ONNX Runtime is the CPU path (about 2.5x eager PyTorch on this machine's CPU); PyTorch is the
+CUDA path (channels-last, fp16 autocast). Both take float32 NCHW in [0, 1] and return float32
+features; tests/test_runtime.py holds them to the same embeddings.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import warnings
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from app.ml.backbones import Backbone, Preprocessing
+from app.ml.preprocess import Normalize
+
+
+class Embedder(Protocol):
+    name: str
+
+    def __call__(self, x: np.ndarray) -> np.ndarray: ...
+
+
+class FeatureNet(nn.Module):
+    """[0, 1] RGB in, pooled backbone features out."""
+
+    def __init__(self, backbone: Backbone, prep: Preprocessing):
+        super().__init__()
+        self.normalize = Normalize(prep.mean, prep.std)
+        self.backbone = backbone
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(self.normalize(x))
+
+
+class TorchEmbedder:
+    name = "torch"
+
+    def __init__(self, net: nn.Module, device: str = "cpu"):
+        self.device = torch.device(device)
+        self.net = net.eval().to(self.device, memory_format=torch.channels_last)
+        self.amp = self.device.type == "cuda"
+
+    @torch.inference_mode()
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        t = torch.from_numpy(x).to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
+            out = self.net(t)
+        return out.float().cpu().numpy()
+
+
+class OrtEmbedder:
+    name = "onnxruntime"
+
+    def __init__(self, onnx_path: Path, threads: int | None = None):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if threads:
+            opts.intra_op_num_threads = threads
+        self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+        self.input_name = self.session.get_inputs()[0].name
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return self.session.run(None, {self.input_name: x})[0]
+
+
+def onnx_available() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def export_onnx(module: nn.Module, path: Path, input_size: int, output_names: list[str],
+                metadata: dict[str, str] | None = None) -> None:
+    """Trace `module` to an ONNX file with a dynamic batch axis; written atomically."""
+    import onnx
+
+    module = module.eval().cpu()
+    dummy = torch.zeros(1, 3, input_size, input_size)
+    tmp = path.with_name(path.name + f".{secrets.token_hex(4)}.part")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript-based exporter warns that it is legacy
+        # The legacy exporter needs no onnxscript and handles timm's "same" padding at a fixed size.
+        torch.onnx.export(
+            module, (dummy,), str(tmp), input_names=["input"], output_names=output_names,
+            dynamic_axes={"input": {0: "batch"}, **{n: {0: "batch"} for n in output_names}},
+            opset_version=17, dynamo=False,
+        )
+    if metadata:
+        model = onnx.load(str(tmp))
+        for key, value in metadata.items():
+            entry = model.metadata_props.add()
+            entry.key, entry.value = key, value
+        onnx.save(model, str(tmp))
+    os.replace(tmp, path)

@@ -1,0 +1,105 @@
+"""Training as plain functions: everything they need comes in as arguments."""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from app.ml.head import Head
+
+ProgressFn = Callable[[float, str], None]
+StopFn = Callable[[], bool]
+
+
+class TrainingCancelled(Exception):
+    pass
+
+
+@dataclass
+class HeadConfig:
+    """Teachable Machine's recipe by default: Dense 100 + ReLU + Dense K, Adam 1e-3, batch 16, 50 epochs."""
+
+    epochs: int = 50
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    hidden: int = 100
+    dropout: float = 0.0
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.0
+    seed: int = 0
+
+
+@dataclass
+class HeadResult:
+    head: Head
+    best_epoch: int
+    history: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def _evaluate(head: Head, X: torch.Tensor, y: torch.Tensor, loss_fn: nn.Module) -> tuple[float, float]:
+    head.eval()
+    with torch.inference_mode():
+        logits = head(X)
+        return float(loss_fn(logits, y)), float((logits.argmax(1) == y).float().mean())
+
+
+def train_head(X: np.ndarray, y: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray,
+               num_classes: int, cfg: HeadConfig, on_progress: ProgressFn | None = None,
+               should_stop: StopFn | None = None) -> HeadResult:
+    """Train a head on cached features; keep the epoch with the best validation accuracy.
+
+    Ties go to the lower validation loss. Without a validation set the last epoch is kept.
+    """
+    start = time.perf_counter()
+    gen = torch.Generator().manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    feats = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))
+    labels = torch.from_numpy(y.astype(np.int64))
+    Xt, yt = feats[train_idx], labels[train_idx]
+    Xv, yv = feats[val_idx], labels[val_idx]
+    head = Head(feats.shape[1], num_classes, cfg.hidden, cfg.dropout)
+    opt = torch.optim.Adam(head.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    eval_loss = nn.CrossEntropyLoss()
+    n = len(Xt)
+    best = (-1.0, float("inf"))
+    best_state, best_epoch, history = None, 0, []
+    for epoch in range(1, cfg.epochs + 1):
+        if should_stop and should_stop():
+            raise TrainingCancelled()
+        head.train()
+        order = torch.randperm(n, generator=gen)
+        for lo in range(0, n, cfg.batch_size):
+            idx = order[lo:lo + cfg.batch_size]
+            opt.zero_grad(set_to_none=True)
+            loss_fn(head(Xt[idx]), yt[idx]).backward()
+            opt.step()
+        train_loss, train_acc = _evaluate(head, Xt, yt, eval_loss)
+        row = {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_acc}
+        if len(Xv):
+            val_loss, val_acc = _evaluate(head, Xv, yv, eval_loss)
+            row.update(val_loss=val_loss, val_accuracy=val_acc)
+            if (val_acc, -val_loss) > (best[0], -best[1]):
+                best, best_state, best_epoch = (val_acc, val_loss), copy.deepcopy(head.state_dict()), epoch
+        history.append(row)
+        if on_progress:
+            on_progress(epoch / cfg.epochs, f"epoch {epoch}/{cfg.epochs}")
+    if best_state is not None:
+        head.load_state_dict(best_state)
+    else:
+        best_epoch = cfg.epochs
+    head.eval()
+    return HeadResult(head, best_epoch, history, time.perf_counter() - start)
+
+
+@torch.inference_mode()
+def head_probabilities(head: Head, X: np.ndarray) -> np.ndarray:
+    head.eval()
+    return torch.softmax(head(torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32))), 1).numpy()

@@ -1,0 +1,135 @@
+"""ORM tables."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Project(Base):
+    __tablename__ = "projects"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    backbone: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # use_alter: projects and models point at each other.
+    current_model_id: Mapped[int | None] = mapped_column(
+        ForeignKey("trained_models.id", ondelete="SET NULL", use_alter=True), nullable=True
+    )
+
+    classes: Mapped[list[ImageClass]] = relationship(
+        back_populates="project", cascade="all, delete-orphan", passive_deletes=True, order_by="ImageClass.id"
+    )
+    models: Mapped[list[TrainedModel]] = relationship(
+        back_populates="project",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        foreign_keys="TrainedModel.project_id",
+    )
+    current_model: Mapped[TrainedModel | None] = relationship(foreign_keys=[current_model_id], post_update=True)
+
+
+class ImageClass(Base):
+    __tablename__ = "classes"
+    __table_args__ = (UniqueConstraint("project_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    project: Mapped[Project] = relationship(back_populates="classes")
+    samples: Mapped[list[Sample]] = relationship(
+        back_populates="image_class", cascade="all, delete-orphan", passive_deletes=True, order_by="Sample.id"
+    )
+
+
+class Sample(Base):
+    __tablename__ = "samples"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    class_id: Mapped[int] = mapped_column(ForeignKey("classes.id", ondelete="CASCADE"), index=True)
+    # Server-made storage key; the uploader's file name is kept only for display.
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    original_format: Mapped[str] = mapped_column(String(16))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(16), default="upload")
+    # Frames recorded in one webcam press share a burst; they stay together in the validation split.
+    burst_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    image_class: Mapped[ImageClass] = relationship(back_populates="samples")
+
+
+class Embedding(Base):
+    """Cached backbone features of one sample, for one backbone and preprocessing version."""
+
+    __tablename__ = "embeddings"
+    __table_args__ = (UniqueConstraint("sample_id", "backbone", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="CASCADE"), index=True)
+    backbone: Mapped[str] = mapped_column(String(100))
+    version: Mapped[str] = mapped_column(String(64))
+    vector: Mapped[bytes] = mapped_column(LargeBinary)  # float32, little-endian
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="queued", index=True)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    message: Mapped[str] = mapped_column(String(500), default="")
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    metrics: Mapped[dict] = mapped_column(JSON, default=dict)
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+    model_id: Mapped[int | None] = mapped_column(
+        ForeignKey("trained_models.id", ondelete="SET NULL"), nullable=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class TrainedModel(Base):
+    __tablename__ = "trained_models"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    backbone: Mapped[str] = mapped_column(String(100))
+    mode: Mapped[str] = mapped_column(String(16))
+    labels: Mapped[list] = mapped_column(JSON)
+    class_ids: Mapped[list] = mapped_column(JSON)
+    format_version: Mapped[int] = mapped_column(Integer)
+    # torch.save of a plain dict (see app.ml.checkpoint): the head, and the backbone when fine-tuned.
+    weights: Mapped[bytes] = mapped_column(LargeBinary)
+    metrics: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    project: Mapped[Project] = relationship(back_populates="models", foreign_keys=[project_id])

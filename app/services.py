@@ -1,0 +1,33 @@
+"""The long-lived objects of one running server, built once in the lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.config import Settings
+from app.embedders import EmbedderPool
+from app.storage import ImageStore
+
+
+@dataclass
+class Services:
+    settings: Settings
+    engine: Engine
+    session_factory: sessionmaker[Session]
+    store: ImageStore
+    embedders: EmbedderPool
+    device: str
+    # Set in main.py once built (they need the services themselves).
+    worker: object = None
+    models: object = None
+
+
+def resolve_device(setting: str) -> str:
+    if setting != "auto":
+        return setting
+    import torch
+
+    return "cuda:0" if torch.cuda.is_available() else "cpu"
