@@ -15,6 +15,8 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, validation_alias=AliasChoices("DATABASE_URL", "SNAPCLASS_DATABASE_URL")
     )
+    # Derived files only (ONNX graphs, export files): may be shared, deleted, rebuilt.
+    cache_path: Path | None = Field(default=None, validation_alias=AliasChoices("SNAPCLASS_CACHE_DIR"))
     # "auto" picks cuda:0 when PyTorch sees a GPU, else cpu.
     device: str = "auto"
     default_backbone: str = "efficientnet_lite0"
@@ -37,4 +39,4 @@ class Settings(BaseSettings):
     @property
     def cache_dir(self) -> Path:
         """Derived files (ONNX graphs, exports): safe to delete, rebuilt on demand."""
-        return self.data_dir / "cache"
+        return self.cache_path or self.data_dir / "cache"

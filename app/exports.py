@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import threading
 from pathlib import Path
 
@@ -16,8 +18,10 @@ _locks: dict[tuple[int, str], threading.Lock] = {}
 _locks_guard = threading.Lock()
 
 
-def export_path(cache_dir: Path, model_id: int, fmt: str) -> Path:
-    return cache_dir / "exports" / f"model-{model_id}{FORMATS[fmt]}"
+def export_path(cache_dir: Path, model: TrainedModel, fmt: str) -> Path:
+    # Keyed by content as well as id: a cache dir may outlive (or be shared by) several databases.
+    digest = hashlib.sha256(model.weights + json.dumps([model.labels, model.version]).encode()).hexdigest()
+    return cache_dir / "exports" / f"model-{model.id}-{digest[:16]}{FORMATS[fmt]}"
 
 
 def build_classifier(model: TrainedModel, embedders: EmbedderPool) -> Classifier:
@@ -31,7 +35,7 @@ def build_classifier(model: TrainedModel, embedders: EmbedderPool) -> Classifier
 def export_model(model: TrainedModel, project_name: str, fmt: str, *, cache_dir: Path,
                  embedders: EmbedderPool) -> Path:
     """The model as an ONNX or TorchScript file; built once per model and format, then reused."""
-    path = export_path(cache_dir, model.id, fmt)
+    path = export_path(cache_dir, model, fmt)
     with _locks_guard:
         lock = _locks.setdefault((model.id, fmt), threading.Lock())
     with lock:

@@ -11,7 +11,7 @@ from fastapi.templating import Jinja2Templates
 from app import __version__, crud
 from app.api.deps import ServicesDep, SessionDep
 from app.api.views import project_detail, project_out
-from app.ml.backbones import list_backbones
+from app.ml.backbones import BackboneUnavailable, get_spec, list_backbones
 
 templates = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "templates")
 templates.env.globals["version"] = __version__
@@ -28,6 +28,13 @@ def index(request: Request, session: SessionDep, services: ServicesDep):
 
 
 @router.get("/projects/{project_id}", response_class=HTMLResponse)
-def project_page(project_id: int, request: Request, session: SessionDep):
-    project = crud.get_project(session=session, project_id=project_id)
-    return templates.TemplateResponse(request, "project.html", {"project": project_detail(session, project)})
+def project_page(project_id: int, request: Request, session: SessionDep, services: ServicesDep):
+    project = project_detail(session, crud.get_project(session=session, project_id=project_id))
+    try:
+        spec = get_spec(project.backbone)
+        backbone = {"name": spec.name, "title": spec.title, "input_size": spec.preprocessing.input_size}
+    except BackboneUnavailable:  # a project imported from a server with other backbones
+        backbone = {"name": project.backbone, "title": project.backbone, "input_size": None}
+    return templates.TemplateResponse(request, "project.html", {
+        "project": project, "project_json": project.model_dump(mode="json"), "backbone": backbone,
+        "device": services.device})

@@ -81,7 +81,7 @@ def extract_missing(services: Services, ctx: JobContext, backbone: str, samples:
 
             raise TrainingCancelled()
         with session_scope(services.session_factory) as s:
-            crud.store_embeddings(session=s, vectors={x[0]: f for x, f in zip(batch, feats)},
+            crud.store_embeddings(session=s, vectors={x[0]: f for x, f in zip(batch, feats, strict=True)},
                                   backbone=backbone, version=PREPROCESS_VERSION)
         done += len(batch)
         ctx.progress(EXTRACT_SHARE * done / len(missing), f"reading images: {done}/{len(missing)}")

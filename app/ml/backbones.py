@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import re
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
@@ -47,14 +47,14 @@ class BackboneSpec:
     # Blocks counted from the output end that fine-tuning may unfreeze.
     num_blocks: int
     weights_path: Callable[[], Path | None]
-    build: Callable[[Path], "Backbone"]
+    build: Callable[[Path], Backbone]
 
     @property
     def available(self) -> bool:
         path = self.weights_path()
         return path is not None and path.is_file()
 
-    def load(self) -> "Backbone":
+    def load(self) -> Backbone:
         path = self.weights_path()
         if path is None or not path.is_file():
             raise BackboneUnavailable(f"weights for backbone {self.name!r} are not on this machine")

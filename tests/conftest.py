@@ -1,0 +1,78 @@
+"""Shared fixtures: the real app over HTTP on a real SQLite file under tmp_path, and real photos."""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from app.config import Settings
+from app.main import create_app
+
+REPO = Path(__file__).resolve().parent.parent
+DATASETS = REPO.parent / "shared" / "datasets"
+
+
+def dataset(*parts: str) -> Path:
+    path = DATASETS.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"dataset folder {path} is missing (see ../shared/datasets/README.md)")
+    return path
+
+
+def photos(*parts: str, limit: int | None = None) -> list[Path]:
+    files = sorted(p for p in dataset(*parts).iterdir() if p.is_file())
+    return files[:limit] if limit else files
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory) -> Path:
+    """The backbone's ONNX graph is derived data: one copy serves every app in the test session."""
+    return tmp_path_factory.mktemp("cache")
+
+
+def make_client(data_dir: Path, cache: Path) -> TestClient:
+    return TestClient(create_app(Settings(data_dir=data_dir, cache_path=cache)))
+
+
+@pytest.fixture
+def client(tmp_path, cache_dir):
+    with make_client(tmp_path / "data", cache_dir) as c:
+        yield c
+
+
+def jpeg_bytes(color=(200, 30, 30), size=(64, 48)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", size, color).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def upload(client: TestClient, class_id: int, paths: list[Path], **form):
+    files = [("files", (p.name, p.read_bytes())) for p in paths]
+    return client.post(f"/api/classes/{class_id}/samples", files=files, data=form)
+
+
+def make_project(client: TestClient, name: str = "test", classes=("a", "b")) -> tuple[int, list[int]]:
+    pid = client.post("/api/projects", json={"name": name}).json()["id"]
+    cids = [client.post(f"/api/projects/{pid}/classes", json={"name": c}).json()["id"] for c in classes]
+    return pid, cids
+
+
+def wait_job(client: TestClient, job_id: int, timeout: float = 300) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/api/jobs/{job_id}").json()
+        if job["status"] in ("succeeded", "failed", "cancelled"):
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not finish in {timeout} s: {job}")
+
+
+def train(client: TestClient, project_id: int, **body) -> dict:
+    r = client.post(f"/api/projects/{project_id}/train", json={"mode": "head", **body})
+    assert r.status_code == 202, r.text
+    return wait_job(client, r.json()["job_id"])
