@@ -1,0 +1,128 @@
+"""Fixtures for the real-browser tests: the real server in a subprocess, Debian's Chromium via Playwright."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DATASETS = ROOT.parent / "shared" / "datasets"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+]
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+START_TIMEOUT_S = 60
+
+
+def pytest_collection_modifyitems(items):
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.browser)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/api/health", timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory) -> str:
+    """Base URL of `python -m app serve` on a free port, with its own data dir; stopped at the end."""
+    data_dir = tmp_path_factory.mktemp("snapclass-data")
+    log_path = data_dir.parent / "server.log"
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "SNAPCLASS_LOG_LEVEL": "warning"}
+    env.pop("DATABASE_URL", None)
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "app", "serve", "--port", str(port), "--data-dir", str(data_dir)],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while not _healthy(url):
+            if proc.poll() is not None:
+                pytest.fail(f"the server exited with {proc.returncode}:\n{log_path.read_text()[-3000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"the server did not answer /api/health in {START_TIMEOUT_S} s:\n"
+                            f"{log_path.read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not CHROMIUM.is_file():
+        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def _page(browser, server, request, tmp_path, **context_args):
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=15_000)
+    context = browser.new_context(base_url=server, accept_downloads=True, **context_args)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    yield page
+    # A screenshot of how every test ended (also a failing one), to look at.
+    try:
+        page.screenshot(path=str(tmp_path / f"{request.node.name}.png"), full_page=True)
+    finally:
+        context.close()
+    assert not errors, f"uncaught JavaScript errors: {errors}"
+
+
+@pytest.fixture
+def page(browser, server, request, tmp_path):
+    yield from _page(browser, server, request, tmp_path, viewport=DESKTOP)
+
+
+@pytest.fixture
+def phone_page(browser, server, request, tmp_path):
+    yield from _page(browser, server, request, tmp_path, viewport=PHONE, device_scale_factor=2,
+                     is_mobile=True, has_touch=True)
+
+
+@pytest.fixture(scope="session")
+def hymenoptera() -> Path:
+    path = DATASETS / "hymenoptera"
+    if not (path / "train" / "ants").is_dir():
+        pytest.skip(f"the hymenoptera photos are missing: {path}")
+    return path
