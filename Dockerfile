@@ -1,0 +1,35 @@
+# snapclass on CPU:  docker build -t snapclass . && docker run -p 8000:8000 -v snapclass-data:/data snapclass
+# For an NVIDIA GPU, build with CUDA wheels: --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cu130
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+# torch first, in its own layer: it is most of the image and changes far less often than the code.
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+RUN pip install torch==2.14.1 torchvision==0.29.1 --index-url "$TORCH_INDEX_URL"
+
+WORKDIR /app
+COPY pyproject.toml README.md* ./
+COPY app ./app
+COPY templates ./templates
+COPY static ./static
+# Editable: the app finds templates/ and static/ beside its package directory (/app), which a
+# plain `pip install .` would leave behind when it copies app/ into site-packages.
+RUN pip install -e .
+
+RUN useradd --create-home --uid 1000 snapclass \
+    && mkdir -p /data \
+    && chown snapclass:snapclass /data
+USER snapclass
+
+ENV SNAPCLASS_DATA_DIR=/data
+VOLUME /data
+EXPOSE 8000
+
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/api/health', timeout=4)"]
+
+CMD ["snapclass", "serve", "--host", "0.0.0.0", "--port", "8000"]
