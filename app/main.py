@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from app import __version__, crud
-from app.api import classes, predict, projects, samples, system, training
+from app.api import classes, live, predict, projects, samples, system, training
 from app.config import Settings
 from app.db import init_db, make_engine, make_session_factory
 from app.embedders import EmbedderPool
@@ -26,6 +26,15 @@ from app.training import make_train_handler
 
 ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("snapclass")
+
+API_DESCRIPTION = f"""Self-hosted, no-code image-classifier trainer.
+
+Everything the web page does goes through this API, so a script can do it too.
+
+## Live predictions (WebSocket)
+
+{live.__doc__.split(chr(10), 2)[2]}
+"""
 
 
 def build_services(settings: Settings) -> Services:
@@ -56,10 +65,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             services.worker.stop()
             services.engine.dispose()
 
-    app = FastAPI(title="snapclass", version=__version__, lifespan=lifespan,
-                  description="Self-hosted, no-code image-classifier trainer. See /docs.")
+    app = FastAPI(title="snapclass", version=__version__, lifespan=lifespan, description=API_DESCRIPTION)
     for router in (system.router, projects.router, classes.router, samples.router, training.router,
-                   predict.router, pages_router):
+                   predict.router, live.router, pages_router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     _error_handlers(app)

@@ -1,0 +1,61 @@
+"""Live predictions over a WebSocket: the page sends small JPEG frames, the server answers each.
+
+Protocol (also in the OpenAPI description and the README), at `/api/projects/{id}/live`:
+the client sends one binary message per frame (a JPEG, PNG or WebP image) and waits for the answer
+before sending the next (at most one frame in flight, so a slow link never builds a backlog).
+Each answer is a JSON text message:
+`{"frame": n, "model_id", "model_version", "predictions": [{"label", "score"}], "server_ms"}`,
+or `{"frame": n, "error": "..."}` when the frame cannot be used (no model yet, not an image);
+the socket stays open after an error. A new current model takes over from the next frame.
+"""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi.concurrency import run_in_threadpool
+
+from app import crud, images
+from app.inference import NoModel, ranked
+from app.services import Services
+
+router = APIRouter()
+
+# Webcam frames are small; a bigger message is a client bug or abuse.
+MAX_FRAME_BYTES = 4 * 1024 * 1024
+
+
+def predict_frame(services: Services, project_id: int, data: bytes) -> dict:
+    start = time.perf_counter()
+    model = services.models.current(project_id)
+    decoded = images.decode(data, max_bytes=MAX_FRAME_BYTES, max_pixels=services.settings.max_image_pixels,
+                            min_side=2 * model.input_size)
+    probs = model.predict([decoded.image])[0]
+    return {"model_id": model.model_id, "model_version": model.version,
+            "predictions": ranked(model.labels, probs),
+            "server_ms": round((time.perf_counter() - start) * 1000, 1)}
+
+
+@router.websocket("/api/projects/{project_id}/live")
+async def live(websocket: WebSocket, project_id: int):
+    services: Services = websocket.app.state.services
+    await websocket.accept()
+    frame = 0
+    try:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            data = message.get("bytes")
+            frame += 1
+            if data is None:
+                await websocket.send_json({"frame": frame, "error": "send each frame as a binary message"})
+                continue
+            try:
+                answer = await run_in_threadpool(predict_frame, services, project_id, data)
+            except (NoModel, crud.NotFound, images.ImageRejected) as exc:
+                answer = {"error": str(exc)}
+            await websocket.send_json({"frame": frame, **answer})
+    except WebSocketDisconnect:
+        return
