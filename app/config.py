@@ -24,8 +24,8 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 25 * 1024 * 1024
     max_image_pixels: int = 40_000_000
     max_files_per_upload: int = 500
-    # Stored working copy: shorter side at most this, enough for 224-px crops with augmentation.
-    work_image_side: int = 288
+    # Stored working copy: shorter side at most this, enough for 288-px inputs and augmented crops.
+    work_image_side: int = 352
     thumbnail_side: int = 160
 
     @property

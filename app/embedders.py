@@ -6,7 +6,6 @@ import threading
 from pathlib import Path
 
 from app.ml.backbones import Backbone, get_spec
-from app.ml.preprocess import PREPROCESS_VERSION
 from app.ml.runtime import Embedder, FeatureNet, OrtEmbedder, TorchEmbedder, export_onnx, onnx_available
 
 
@@ -32,7 +31,7 @@ class EmbedderPool:
             return self._backbones[name]
 
     def onnx_path(self, name: str) -> Path:
-        return self.cache_dir / "backbones" / f"{name}-{PREPROCESS_VERSION}.onnx"
+        return self.cache_dir / "backbones" / f"{name}-{get_spec(name).feature_version}.onnx"
 
     def cpu(self, name: str) -> Embedder:
         with self._lock:

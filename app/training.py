@@ -15,7 +15,6 @@ from app.ml import checkpoint
 from app.ml.backbones import get_spec
 from app.ml.evaluate import classification_report
 from app.ml.features import iter_embeddings
-from app.ml.preprocess import PREPROCESS_VERSION
 from app.ml.split import split_by_group
 from app.ml.train import HeadConfig, head_probabilities, train_head
 from app.models import TrainedModel
@@ -66,7 +65,7 @@ def extract_missing(services: Services, ctx: JobContext, backbone: str, samples:
     spec = get_spec(backbone)
     with session_scope(services.session_factory) as s:
         have = crud.embeddings_for(session=s, sample_ids=[x[0] for x in samples], backbone=backbone,
-                                   version=PREPROCESS_VERSION)
+                                   version=spec.feature_version)
     missing = [x for x in samples if x[0] not in have]
     notes = {"embedded_new": len(missing), "embedded_cached": len(samples) - len(missing)}
     if not missing:
@@ -82,7 +81,7 @@ def extract_missing(services: Services, ctx: JobContext, backbone: str, samples:
             raise TrainingCancelled()
         with session_scope(services.session_factory) as s:
             crud.store_embeddings(session=s, vectors={x[0]: f for x, f in zip(batch, feats, strict=True)},
-                                  backbone=backbone, version=PREPROCESS_VERSION)
+                                  backbone=backbone, version=spec.feature_version)
         done += len(batch)
         ctx.progress(EXTRACT_SHARE * done / len(missing), f"reading images: {done}/{len(missing)}")
     seconds = time.perf_counter() - start
@@ -101,6 +100,7 @@ def run_training(services: Services, ctx: JobContext) -> JobOutcome:
         classes = [(c.id, c.name) for c in project.classes if counts.get(c.id)]
     if len(classes) < 2:
         raise NotTrainable("at least two classes with images are needed")
+    spec = get_spec(backbone)
     mode = ctx.params.get("mode", "auto")
     ctx.notes["mode"] = "head"
     ctx.notes["mode_reason"] = ("head: a new head on the frozen backbone's cached embeddings"
@@ -109,7 +109,7 @@ def run_training(services: Services, ctx: JobContext) -> JobOutcome:
 
     with session_scope(services.session_factory) as s:
         vectors = crud.embeddings_for(session=s, sample_ids=[x[0] for x in samples], backbone=backbone,
-                                      version=PREPROCESS_VERSION)
+                                      version=spec.feature_version)
     index = {cid: i for i, (cid, _) in enumerate(classes)}
     rows = [x for x in samples if x[0] in vectors and x[1] in index]
     X = np.stack([vectors[x[0]] for x in rows])

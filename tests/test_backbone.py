@@ -10,13 +10,25 @@ import torch
 from PIL import Image
 
 from app.ml.backbones import _lite0_weights, get_spec, list_backbones, map_lite0_key
-from app.ml.preprocess import Normalize, resize_center_crop
+from app.ml.preprocess import Normalize, prepare, resize_center_crop
 from tests.conftest import dataset
+
+RIGHT = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
+IMAGENET_MEAN_STD = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
 
 @pytest.fixture(scope="module")
 def lite0():
     return get_spec("efficientnet_lite0").load().eval()
+
+
+@pytest.fixture(scope="module")
+def imagenet_sample():
+    root = dataset("imagenet-sample-200")
+    with open(root / "labels.csv") as f:
+        rows = list(csv.DictReader(f))
+    images = [Image.open(root / row["file"]).convert("RGB") for row in rows]
+    return images, torch.tensor([int(r["class_index"]) for r in rows])
 
 
 def test_every_packaged_key_maps_onto_timm_with_matching_shapes():
@@ -34,32 +46,28 @@ def test_registry_lists_the_offline_default_first_and_available():
     assert first == {"name": "efficientnet_lite0", "title": first["title"], "available": True}
 
 
-def _imagenet_batch(mean, std):
-    root = dataset("imagenet-sample-200")
-    with open(root / "labels.csv") as f:
-        rows = list(csv.DictReader(f))
-    norm = Normalize(mean, std)
-    xs = []
-    for row in rows:
-        # The standard ImageNet evaluation: shorter side 256, center crop 224.
-        img = resize_center_crop(Image.open(root / row["file"]).convert("RGB"), 256)
-        img = img.crop((16, 16, 240, 240))
-        xs.append(torch.from_numpy(np.array(img)).permute(2, 0, 1).float() / 255)
-    return norm(torch.stack(xs)), torch.tensor([int(r["class_index"]) for r in rows])
-
-
-def _top1(lite0, mean, std) -> float:
-    x, y = _imagenet_batch(mean, std)
+def _top1(lite0, pixels: list[np.ndarray], labels, mean_std) -> float:
+    x = torch.from_numpy(np.stack(pixels)).permute(0, 3, 1, 2).float() / 255
     with torch.inference_mode():
-        logits = lite0.imagenet_head(lite0(x))
-    return float((logits.argmax(1) == y).float().mean())
+        logits = lite0.imagenet_head(lite0(Normalize(*mean_std)(x)))
+    return float((logits.argmax(1) == labels).float().mean())
 
 
-def test_imagenet_top1_with_the_right_scaling_and_worse_with_imagenet_mean_std(lite0):
+def test_imagenet_top1_with_the_right_scaling_and_worse_with_imagenet_mean_std(lite0, imagenet_sample):
+    images, labels = imagenet_sample
     spec = get_spec("efficientnet_lite0")
-    assert spec.preprocessing.mean == (0.5, 0.5, 0.5) and spec.preprocessing.std == (0.5, 0.5, 0.5)
-    right = _top1(lite0, spec.preprocessing.mean, spec.preprocessing.std)
-    wrong = _top1(lite0, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    assert (spec.preprocessing.mean, spec.preprocessing.std) == RIGHT
+    # The standard ImageNet evaluation: shorter side 256, center crop 224.
+    pixels = [np.asarray(resize_center_crop(img, 256).crop((16, 16, 240, 240))) for img in images]
+    right = _top1(lite0, pixels, labels, RIGHT)
+    wrong = _top1(lite0, pixels, labels, IMAGENET_MEAN_STD)
     assert right >= 0.85, right
     # The wrong scaling crashes nothing; it only costs accuracy. This is what we guard against.
     assert wrong < right - 0.05, (right, wrong)
+
+
+def test_imagenet_top1_through_snapclass_own_preprocessing(lite0, imagenet_sample):
+    """What the server and the downloads actually feed the network: full view at input_size."""
+    images, labels = imagenet_sample
+    size = get_spec("efficientnet_lite0").preprocessing.input_size
+    assert _top1(lite0, [prepare(img, size) for img in images], labels, RIGHT) >= 0.88

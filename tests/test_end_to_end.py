@@ -68,10 +68,10 @@ def test_onnx_download_agrees_with_the_server(trained, tmp_path):
     session = ort.InferenceSession(str(download(client, pid, "onnx", tmp_path)))
     meta = session.get_modelmeta().custom_metadata_map
     labels, size = json.loads(meta["labels"]), int(meta["input_size"])
-    assert labels == ["ants", "bees"] and size == 224
+    assert labels == ["ants", "bees"] and size == 288
     assert json.loads(meta["preprocessing"])["mean"] == [0.5, 0.5, 0.5]
     inp = session.get_inputs()[0]
-    assert inp.type == "tensor(float)" and inp.shape[1:] == [3, 224, 224]
+    assert inp.type == "tensor(float)" and inp.shape[1:] == [3, size, size]
     agree = []
     for path, _ in val:
         probs = session.run(None, {inp.name: documented_input(path, size)})[0][0]

@@ -18,9 +18,10 @@ def test_onnxruntime_and_torch_give_the_same_embeddings(tmp_path):
     spec = get_spec("efficientnet_lite0")
     net = FeatureNet(spec.load(), spec.preprocessing)
     path = tmp_path / "features.onnx"
-    export_onnx(net, path, 224, ["features"])
+    size = spec.preprocessing.input_size
+    export_onnx(net, path, size, ["features"])
     paths = photos("hymenoptera", "val", "bees", limit=8)
-    x = to_input(np.stack([prepare(Image.open(p).convert("RGB"), 224) for p in paths]))
+    x = to_input(np.stack([prepare(Image.open(p).convert("RGB"), size) for p in paths]))
     ours, theirs = OrtEmbedder(path)(x), TorchEmbedder(net, "cpu")(x)
     assert ours.shape == theirs.shape == (8, 1280)
     assert np.abs(ours - theirs).max() < ATOL

@@ -1,0 +1,92 @@
+"""Helpers for benchmarks: a real server process on a free port, and the shared photos."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+DATASETS = REPO.parent / "shared" / "datasets"
+
+
+def photos(*parts: str) -> list[Path]:
+    return sorted(p for p in DATASETS.joinpath(*parts).iterdir() if p.is_file())
+
+
+def machine() -> str:
+    try:
+        import torch
+
+        gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    except Exception:
+        gpu = "?"
+    return f"{platform.machine()}, {os.cpu_count()} cores, {gpu}, {time.strftime('%Y-%m-%d')}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def server(data_dir: Path | None = None, env: dict | None = None):
+    """`python -m app serve` as users start it; yields (base_url, process)."""
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        data = data_dir or Path(tmp) / "data"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "app", "serve", "--port", str(port), "--data-dir", str(data)],
+            cwd=REPO, env={**os.environ, "SNAPCLASS_LOG_LEVEL": "warning", **(env or {})},
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("server did not start")
+                time.sleep(0.2)
+            yield url, proc
+        finally:
+            proc.terminate()
+            proc.wait(30)
+
+
+def upload(client: httpx.Client, class_id: int, paths: list[Path], chunk: int = 64) -> None:
+    for i in range(0, len(paths), chunk):
+        files = [("files", (p.name, p.read_bytes())) for p in paths[i:i + chunk]]
+        r = client.post(f"/api/classes/{class_id}/samples", files=files)
+        r.raise_for_status()
+
+
+def wait_job(client: httpx.Client, job_id: int, timeout: float = 1800) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/api/jobs/{job_id}").json()
+        if job["status"] in ("succeeded", "failed", "cancelled"):
+            return job
+        time.sleep(0.05)
+    raise TimeoutError(job_id)
+
+
+def project_with_classes(client: httpx.Client, name: str, classes: dict[str, list[Path]]) -> tuple[int, dict]:
+    pid = client.post("/api/projects", json={"name": name}).json()["id"]
+    ids = {}
+    for label, paths in classes.items():
+        ids[label] = client.post(f"/api/projects/{pid}/classes", json={"name": label}).json()["id"]
+        upload(client, ids[label], paths)
+    return pid, ids
