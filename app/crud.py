@@ -8,7 +8,7 @@ import numpy as np
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
-from app.models import Embedding, ImageClass, Job, Project, Sample, TrainedModel, utcnow
+from app.models import BackboneWeights, Embedding, ImageClass, Job, Project, Sample, TrainedModel, utcnow
 
 ACTIVE = ("queued", "running")
 
@@ -35,8 +35,13 @@ def get_project(*, session: Session, project_id: int) -> Project:
     return project
 
 
-def create_project(*, session: Session, name: str, backbone: str) -> Project:
+def create_project(*, session: Session, name: str, backbone: str, base_model: TrainedModel | None = None) -> Project:
+    """A new project; with `base_model`, it extracts features with that model's backbone."""
     project = Project(name=name, backbone=backbone)
+    if base_model is not None:
+        project.backbone = base_model.backbone
+        project.base_model_id = base_model.id
+        project.base_digest = base_model.features.partition("@")[2] or None
     session.add(project)
     session.flush()
     return project
@@ -227,3 +232,49 @@ def get_model(*, session: Session, model_id: int) -> TrainedModel:
 
 def delete_embeddings_of(*, session: Session, sample_ids: Sequence[int]) -> None:
     session.execute(delete(Embedding).where(Embedding.sample_id.in_(list(sample_ids))))
+
+
+def set_current_model(*, session: Session, project_id: int, model_id: int) -> TrainedModel:
+    model = get_model(session=session, model_id=model_id)
+    if model.project_id != project_id:
+        raise NotFound(f"model {model_id} not found in project {project_id}")
+    get_project(session=session, project_id=project_id).current_model_id = model.id
+    session.flush()
+    return model
+
+
+def delete_model(*, session: Session, model_id: int) -> None:
+    model = get_model(session=session, model_id=model_id)
+    project = get_project(session=session, project_id=model.project_id)
+    if project.current_model_id == model.id:
+        raise Conflict("this is the project's current model; make another version current first")
+    session.delete(model)
+    session.flush()
+
+
+# --- fine-tuned backbones (content-addressed) ---
+
+
+def store_backbone_weights(*, session: Session, backbone: str, state: bytes) -> str:
+    import hashlib
+
+    digest = hashlib.sha256(state).hexdigest()
+    if session.get(BackboneWeights, digest) is None:
+        session.add(BackboneWeights(digest=digest, backbone=backbone, state=state))
+        session.flush()
+    return digest
+
+
+def backbone_state(*, session: Session, digest: str) -> bytes:
+    row = session.get(BackboneWeights, digest)
+    if row is None:
+        raise NotFound(f"fine-tuned backbone {digest[:12]} not found")
+    return row.state
+
+
+def prune_backbone_weights(*, session: Session) -> None:
+    """Drop fine-tuned backbones no model or project refers to any more."""
+    used = set(session.scalars(select(Project.base_digest).where(Project.base_digest.is_not(None))))
+    for features in session.scalars(select(TrainedModel.features).where(TrainedModel.features.contains("@"))):
+        used.add(features.partition("@")[2])
+    session.execute(delete(BackboneWeights).where(BackboneWeights.digest.not_in(used)))

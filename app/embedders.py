@@ -1,64 +1,85 @@
-"""The backbones and embedders this process has loaded, shared by the worker and prediction."""
+"""The backbones and embedders this process has loaded, shared by the worker and prediction.
+
+A features key names the network behind an embedding: a registry name ("efficientnet_lite0") for
+the pretrained backbone, or "name@digest" for a fine-tuned one whose weights are in the database.
+"""
 
 from __future__ import annotations
 
+import copy
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
-from app.ml.backbones import Backbone, get_spec
+from app.ml.backbones import Backbone, BackboneSpec, get_spec
 from app.ml.runtime import Embedder, FeatureNet, OrtEmbedder, TorchEmbedder, export_onnx, onnx_available
+
+StateLoader = Callable[[str], dict]  # digest -> backbone state dict
+
+
+def split_key(features: str) -> tuple[str, str | None]:
+    name, _, digest = features.partition("@")
+    return name, digest or None
 
 
 class EmbedderPool:
-    """Lazily builds, then keeps, one pretrained backbone and one embedder per backbone name.
+    """Lazily builds, then keeps, one torch backbone and one embedder per features key.
 
     Prediction always runs on the CPU embedder (ONNX Runtime) so it never touches the GPU, which
     belongs to the worker thread; the worker asks for `for_worker`, on its device.
     """
 
-    def __init__(self, cache_dir: Path, device: str):
-        self.cache_dir, self.device = cache_dir, device
-        self._lock = threading.Lock()
+    def __init__(self, cache_dir: Path, device: str, load_state: StateLoader):
+        self.cache_dir, self.device, self.load_state = cache_dir, device, load_state
+        self._lock = threading.RLock()
         self._backbones: dict[str, Backbone] = {}
         self._cpu: dict[str, Embedder] = {}
         self._device: dict[str, Embedder] = {}
 
-    def backbone(self, name: str) -> Backbone:
-        """The pretrained torch module on the CPU. Callers that change weights must copy it."""
-        with self._lock:
-            if name not in self._backbones:
-                self._backbones[name] = get_spec(name).load().eval()
-            return self._backbones[name]
+    def spec(self, features: str) -> BackboneSpec:
+        return get_spec(split_key(features)[0])
 
-    def onnx_path(self, name: str) -> Path:
-        return self.cache_dir / "backbones" / f"{name}-{get_spec(name).feature_version}.onnx"
-
-    def cpu(self, name: str) -> Embedder:
+    def backbone(self, features: str) -> Backbone:
+        """The torch module on the CPU, shared: callers that change weights must copy it."""
         with self._lock:
-            if name in self._cpu:
-                return self._cpu[name]
-        backbone = self.backbone(name)
-        spec = get_spec(name)
-        with self._lock:
-            if name not in self._cpu:
-                if onnx_available():
-                    path = self.onnx_path(name)
-                    if not path.is_file():
-                        export_onnx(FeatureNet(backbone, spec.preprocessing), path,
-                                    spec.preprocessing.input_size, ["features"])
-                    self._cpu[name] = OrtEmbedder(path)
+            if features not in self._backbones:
+                name, digest = split_key(features)
+                if digest is None:
+                    net = get_spec(name).load()
                 else:
-                    self._cpu[name] = TorchEmbedder(FeatureNet(backbone, spec.preprocessing), "cpu")
-            return self._cpu[name]
+                    net = copy.deepcopy(self.backbone(name))
+                    net.load_state_dict(self.load_state(digest))
+                self._backbones[features] = net.eval()
+            return self._backbones[features]
 
-    def for_worker(self, name: str) -> Embedder:
-        if not self.device.startswith("cuda"):
-            return self.cpu(name)
+    def onnx_path(self, features: str) -> Path:
+        name, digest = split_key(features)
+        tag = f"{name}-{digest[:16]}" if digest else name
+        return self.cache_dir / "backbones" / f"{tag}-{get_spec(name).feature_version}.onnx"
+
+    def cpu(self, features: str) -> Embedder:
         with self._lock:
-            if name not in self._device:
-                import copy
+            if features not in self._cpu:
+                spec, net = self.spec(features), FeatureNet(self.backbone(features), self.spec(features).preprocessing)
+                if onnx_available():
+                    path = self.onnx_path(features)
+                    if not path.is_file():
+                        export_onnx(net, path, spec.preprocessing.input_size, ["features"])
+                    self._cpu[features] = OrtEmbedder(path)
+                else:
+                    self._cpu[features] = TorchEmbedder(net, "cpu")
+            return self._cpu[features]
 
-                spec = get_spec(name)
-                net = FeatureNet(copy.deepcopy(self._backbones.get(name) or spec.load()), spec.preprocessing)
-                self._device[name] = TorchEmbedder(net, self.device)
-            return self._device[name]
+    def for_worker(self, features: str) -> Embedder:
+        if not self.device.startswith("cuda"):
+            return self.cpu(features)
+        with self._lock:
+            if features not in self._device:
+                net = FeatureNet(copy.deepcopy(self.backbone(features)), self.spec(features).preprocessing)
+                self._device[features] = TorchEmbedder(net, self.device)
+            return self._device[features]
+
+    def forget(self, features: str) -> None:
+        with self._lock:
+            for cache in (self._backbones, self._cpu, self._device):
+                cache.pop(features, None)

@@ -7,6 +7,8 @@ import json
 import threading
 from pathlib import Path
 
+import torch
+
 from app.embedders import EmbedderPool
 from app.ml import checkpoint
 from app.ml.backbones import get_spec
@@ -20,7 +22,8 @@ _locks_guard = threading.Lock()
 
 def export_path(cache_dir: Path, model: TrainedModel, fmt: str) -> Path:
     # Keyed by content as well as id: a cache dir may outlive (or be shared by) several databases.
-    digest = hashlib.sha256(model.weights + json.dumps([model.labels, model.version]).encode()).hexdigest()
+    identity = json.dumps([model.labels, model.version, model.features, model.unknown_threshold])
+    digest = hashlib.sha256(model.weights + identity.encode()).hexdigest()
     return cache_dir / "exports" / f"model-{model.id}-{digest[:16]}{FORMATS[fmt]}"
 
 
@@ -29,7 +32,8 @@ def build_classifier(model: TrainedModel, embedders: EmbedderPool) -> Classifier
     head = Head.from_arch(ckpt["head_arch"])
     head.load_state_dict(ckpt["head_state"])
     spec = get_spec(model.backbone)
-    return Classifier(embedders.backbone(model.backbone), head, spec.preprocessing).eval()
+    centroids = ckpt["centroids"] if ckpt.get("centroids") is not None else torch.zeros(1, spec.feature_dim)
+    return Classifier(embedders.backbone(model.features), head, spec.preprocessing, centroids).eval()
 
 
 def export_model(model: TrainedModel, project_name: str, fmt: str, *, cache_dir: Path,
@@ -42,6 +46,7 @@ def export_model(model: TrainedModel, project_name: str, fmt: str, *, cache_dir:
         if not path.is_file():
             spec = get_spec(model.backbone)
             meta = model_metadata(labels=list(model.labels), prep=spec.preprocessing, backbone=model.backbone,
-                                  model_id=model.id, project=project_name, version=model.version)
+                                  model_id=model.id, project=project_name, version=model.version,
+                                  unknown_threshold=model.unknown_threshold)
             WRITERS[fmt](build_classifier(model, embedders), path, meta)
     return path

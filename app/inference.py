@@ -12,16 +12,23 @@ from sqlalchemy.orm import Session, sessionmaker
 from app import crud
 from app.db import session_scope
 from app.embedders import EmbedderPool
-from app.ml import checkpoint
-from app.ml.backbones import get_spec
+from app.ml import checkpoint, ood
 from app.ml.head import Head
 from app.ml.preprocess import prepare, to_input
 from app.ml.runtime import Embedder
 from app.ml.train import head_probabilities
 
+UNKNOWN = "unknown"
+
 
 class NoModel(LookupError):
     pass
+
+
+@dataclass
+class Prediction:
+    probabilities: np.ndarray
+    similarity: float | None
 
 
 @dataclass
@@ -32,10 +39,25 @@ class LoadedModel:
     input_size: int
     embedder: Embedder
     head: Head
+    centroids: np.ndarray | None
+    unknown_threshold: float | None
 
-    def predict(self, images: list[Image.Image]) -> np.ndarray:
+    def predict(self, images: list[Image.Image]) -> list[Prediction]:
         pixels = np.stack([prepare(img, self.input_size) for img in images])
-        return head_probabilities(self.head, self.embedder(to_input(pixels)))
+        feats = self.embedder(to_input(pixels))
+        probs = head_probabilities(self.head, feats)
+        sims = ood.similarity(feats, self.centroids) if self.centroids is not None else [None] * len(images)
+        return [Prediction(p, None if s is None else float(s)) for p, s in zip(probs, sims, strict=True)]
+
+    def answer(self, pred: Prediction, threshold: float | None = None) -> dict:
+        """The API's prediction body: classes by score, and "unknown" below the similarity threshold."""
+        threshold = self.unknown_threshold if threshold is None else threshold
+        order = np.argsort(-pred.probabilities)
+        ranked = [{"label": self.labels[i], "score": float(pred.probabilities[i])} for i in order]
+        unknown = pred.similarity is not None and threshold is not None and pred.similarity < threshold
+        return {"model_id": self.model_id, "model_version": self.version, "predictions": ranked,
+                "label": UNKNOWN if unknown else ranked[0]["label"], "unknown": unknown,
+                "similarity": pred.similarity, "unknown_threshold": threshold}
 
 
 class ModelCache:
@@ -48,34 +70,31 @@ class ModelCache:
         with session_scope(self.session_factory) as s:
             project = crud.get_project(session=s, project_id=project_id)
             model_id = project.current_model_id
+            threshold = project.current_model.unknown_threshold if project.current_model else None
         if model_id is None:
             raise NoModel("this project has no trained model yet: train it first")
         loaded = self._loaded.get(project_id)
-        if loaded is not None and loaded.model_id == model_id:
-            return loaded
-        with self._lock:
-            loaded = self._loaded.get(project_id)
-            if loaded is None or loaded.model_id != model_id:
-                loaded = self._load(model_id)
-                self._loaded[project_id] = loaded
-            return loaded
+        if loaded is None or loaded.model_id != model_id:
+            with self._lock:
+                loaded = self._loaded.get(project_id)
+                if loaded is None or loaded.model_id != model_id:
+                    loaded = self._load(model_id)
+                    self._loaded[project_id] = loaded
+        loaded.unknown_threshold = threshold  # adjustable while the model stays loaded
+        return loaded
 
     def _load(self, model_id: int) -> LoadedModel:
         with session_scope(self.session_factory) as s:
             row = crud.get_model(session=s, model_id=model_id)
             ckpt = checkpoint.unpack(row.weights)
-            backbone, labels, version = row.backbone, list(row.labels), row.version
+            features, labels, version, threshold = row.features, list(row.labels), row.version, row.unknown_threshold
         head = Head.from_arch(ckpt["head_arch"])
         head.load_state_dict(ckpt["head_state"])
         head.eval()
-        spec = get_spec(backbone)
-        return LoadedModel(model_id, version, labels, spec.preprocessing.input_size,
-                           self.embedders.cpu(backbone), head)
+        centroids = ckpt.get("centroids")
+        return LoadedModel(model_id, version, labels, self.embedders.spec(features).preprocessing.input_size,
+                           self.embedders.cpu(features), head,
+                           None if centroids is None else centroids.numpy(), threshold)
 
     def forget(self, project_id: int) -> None:
         self._loaded.pop(project_id, None)
-
-
-def ranked(labels: list[str], probs: np.ndarray) -> list[dict]:
-    order = np.argsort(-probs)
-    return [{"label": labels[i], "score": float(probs[i])} for i in order]

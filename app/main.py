@@ -11,12 +11,13 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from app import __version__, crud
-from app.api import classes, live, predict, projects, samples, system, training
+from app.api import classes, live, models, predict, projects, samples, system, training
 from app.config import Settings
-from app.db import init_db, make_engine, make_session_factory
+from app.db import init_db, make_engine, make_session_factory, session_scope
 from app.embedders import EmbedderPool
 from app.inference import ModelCache, NoModel
 from app.jobs import Worker
+from app.ml import checkpoint
 from app.ml.backbones import BackboneUnavailable
 from app.ml.checkpoint import CheckpointError
 from app.pages import router as pages_router
@@ -42,9 +43,15 @@ def build_services(settings: Settings) -> Services:
     engine = make_engine(settings.db_url)
     init_db(engine)
     device = resolve_device(settings.device)
-    services = Services(settings=settings, engine=engine, session_factory=make_session_factory(engine),
+    factory = make_session_factory(engine)
+
+    def load_state(digest: str) -> dict:
+        with session_scope(factory) as s:
+            return checkpoint.load_state(crud.backbone_state(session=s, digest=digest))
+
+    services = Services(settings=settings, engine=engine, session_factory=factory,
                         store=ImageStore(settings.images_dir),
-                        embedders=EmbedderPool(settings.cache_dir, device), device=device)
+                        embedders=EmbedderPool(settings.cache_dir, device, load_state), device=device)
     services.models = ModelCache(services.session_factory, services.embedders)
     services.worker = Worker(services.session_factory, {"train": make_train_handler(services)})
     return services
@@ -67,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="snapclass", version=__version__, lifespan=lifespan, description=API_DESCRIPTION)
     for router in (system.router, projects.router, classes.router, samples.router, training.router,
-                   predict.router, live.router, pages_router):
+                   predict.router, live.router, models.router, pages_router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     _error_handlers(app)

@@ -47,6 +47,16 @@ class Project(Base):
         foreign_keys="TrainedModel.project_id",
     )
     current_model: Mapped[TrainedModel | None] = relationship(foreign_keys=[current_model_id], post_update=True)
+    # "Start from another project's model": its fine-tuned backbone, by content digest.
+    base_model_id: Mapped[int | None] = mapped_column(
+        ForeignKey("trained_models.id", ondelete="SET NULL", use_alter=True), nullable=True
+    )
+    base_digest: Mapped[str | None] = mapped_column(ForeignKey("backbone_weights.digest"), nullable=True)
+
+    @property
+    def features(self) -> str:
+        """Which network computes this project's embeddings (the embedding cache key)."""
+        return f"{self.backbone}@{self.base_digest}" if self.base_digest else self.backbone
 
 
 class ImageClass(Base):
@@ -116,6 +126,17 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
+class BackboneWeights(Base):
+    """A fine-tuned backbone, stored once and shared by every model and project that uses it."""
+
+    __tablename__ = "backbone_weights"
+
+    digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    backbone: Mapped[str] = mapped_column(String(100))
+    state: Mapped[bytes] = mapped_column(LargeBinary)  # torch.save of the state dict
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class TrainedModel(Base):
     __tablename__ = "trained_models"
 
@@ -123,6 +144,8 @@ class TrainedModel(Base):
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
     version: Mapped[int] = mapped_column(Integer)
     backbone: Mapped[str] = mapped_column(String(100))
+    # The backbone's registry name, or "name@digest" for a fine-tuned one (see BackboneWeights).
+    features: Mapped[str] = mapped_column(String(200))
     mode: Mapped[str] = mapped_column(String(16))
     labels: Mapped[list] = mapped_column(JSON)
     class_ids: Mapped[list] = mapped_column(JSON)
@@ -130,6 +153,9 @@ class TrainedModel(Base):
     # torch.save of a plain dict (see app.ml.checkpoint): the head, and the backbone when fine-tuned.
     weights: Mapped[bytes] = mapped_column(LargeBinary)
     metrics: Mapped[dict] = mapped_column(JSON, default=dict)
+    # "None of these": below this similarity to the training data the answer is "unknown".
+    unknown_threshold: Mapped[float | None] = mapped_column(Float, nullable=True)
+    unknown_threshold_calibrated: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     project: Mapped[Project] = relationship(back_populates="models", foreign_keys=[project_id])

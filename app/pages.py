@@ -27,14 +27,27 @@ def index(request: Request, session: SessionDep, services: ServicesDep):
         "default_backbone": services.settings.default_backbone})
 
 
+def _backbone(name: str) -> dict:
+    try:
+        spec = get_spec(name)
+        return {"name": spec.name, "title": spec.title, "input_size": spec.preprocessing.input_size}
+    except BackboneUnavailable:  # a project imported from a server with other backbones
+        return {"name": name, "title": name, "input_size": None}
+
+
 @router.get("/projects/{project_id}", response_class=HTMLResponse)
 def project_page(project_id: int, request: Request, session: SessionDep, services: ServicesDep):
     project = project_detail(session, crud.get_project(session=session, project_id=project_id))
-    try:
-        spec = get_spec(project.backbone)
-        backbone = {"name": spec.name, "title": spec.title, "input_size": spec.preprocessing.input_size}
-    except BackboneUnavailable:  # a project imported from a server with other backbones
-        backbone = {"name": project.backbone, "title": project.backbone, "input_size": None}
     return templates.TemplateResponse(request, "project.html", {
-        "project": project, "project_json": project.model_dump(mode="json"), "backbone": backbone,
+        "project": project, "project_json": project.model_dump(mode="json"), "backbone": _backbone(project.backbone),
         "device": services.device})
+
+
+@router.get("/projects/{project_id}/live", response_class=HTMLResponse)
+def live_page(project_id: int, request: Request, session: SessionDep, services: ServicesDep):
+    """The webcam live test: frames go over the WebSocket at /api/projects/{id}/live."""
+    project = project_detail(session, crud.get_project(session=session, project_id=project_id))
+    backbone = _backbone(project.backbone)
+    return templates.TemplateResponse(request, "live.html", {
+        "project": project, "backbone": backbone, "device": services.device,
+        "live_json": {**project.model_dump(mode="json"), "input_size": backbone["input_size"]}})

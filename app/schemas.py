@@ -18,8 +18,12 @@ def _strip(value: str) -> str:
 
 
 class ProjectCreate(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
     name: str = Field(min_length=1, max_length=200)
-    backbone: str | None = None
+    backbone: str | None = Field(default=None, description="a registry name from /api/health")
+    base_model_id: int | None = Field(
+        default=None, description="start from another project's model: reuse its (fine-tuned) backbone")
     _strip = field_validator("name")(_strip)
 
 
@@ -43,13 +47,23 @@ class ModelOut(BaseModel):
     model_config = ConfigDict(protected_namespaces=())
 
     id: int
+    project_id: int
     version: int
     backbone: str
+    features: str
     mode: str
     labels: list[str]
     created_at: datetime
     is_current: bool
+    unknown_threshold: float | None
+    unknown_threshold_calibrated: float | None
     metrics: dict
+
+
+class ModelUpdate(BaseModel):
+    unknown_threshold: float | None = Field(
+        default=None, ge=-1, le=1, description="similarity below which the answer is \"unknown\"")
+    reset_unknown_threshold: bool = Field(default=False, description="back to the calibrated value")
 
 
 class ProjectOut(BaseModel):
@@ -63,9 +77,12 @@ class ProjectOut(BaseModel):
 
 
 class ProjectDetail(BaseModel):
+    model_config = ConfigDict(protected_namespaces=())
+
     id: int
     name: str
     backbone: str
+    base_model_id: int | None
     created_at: datetime
     classes: list[ClassOut]
     model: ModelOut | None
@@ -96,11 +113,23 @@ class UploadOut(BaseModel):
 
 
 class TrainRequest(BaseModel):
-    mode: Literal["auto", "head", "finetune"] = "auto"
-    epochs: int | None = Field(default=None, ge=1, le=500)
+    """Every field but `mode` is optional: the defaults just work."""
+
+    mode: Literal["auto", "head", "finetune"] = Field(
+        default="auto", description="head: frozen backbone, cached embeddings; finetune: head, then the last "
+        "blocks unfrozen at a lower learning rate with augmentation; auto: picks by device, data and time")
+    epochs: int | None = Field(default=None, ge=1, le=500, description="head epochs")
     batch_size: int | None = Field(default=None, ge=1, le=1024)
-    learning_rate: float | None = Field(default=None, gt=0, le=1)
-    hidden: int | None = Field(default=None, ge=1, le=4096)
+    learning_rate: float | None = Field(default=None, gt=0, le=1, description="head learning rate")
+    hidden: int | None = Field(default=None, ge=1, le=4096, description="head hidden units")
+    dropout: float | None = Field(default=None, ge=0, lt=1)
+    label_smoothing: float | None = Field(default=None, ge=0, lt=1)
+    augment_views: int | None = Field(default=None, ge=0, le=16,
+                                      description="augmented embeddings per training image (head mode)")
+    augment: bool | None = Field(default=None, description="augmentation while fine-tuning")
+    unfreeze: int | None = Field(default=None, ge=1, le=20, description="blocks unfrozen, from the output end")
+    finetune_epochs: int | None = Field(default=None, ge=1, le=200)
+    finetune_learning_rate: float | None = Field(default=None, gt=0, le=1)
     val_fraction: float | None = Field(default=None, ge=0, le=0.5)
     seed: int | None = Field(default=None, ge=0)
 
@@ -136,7 +165,11 @@ class PredictOut(BaseModel):
 
     model_id: int
     model_version: int
-    predictions: list[Prediction]
+    predictions: list[Prediction] = Field(description="every class, by score; scores sum to 1")
+    label: str = Field(description='the top class, or "unknown" below the similarity threshold')
+    unknown: bool
+    similarity: float | None = Field(description="cosine similarity to the nearest class centroid")
+    unknown_threshold: float | None
 
 
 class BackboneOut(BaseModel):

@@ -1,9 +1,10 @@
-"""The train job: embed what is new, train a head on the cached embeddings, store the model."""
+"""The train job: embed what is new, train (head, or head then fine-tuning), evaluate, store the model."""
 
 from __future__ import annotations
 
 import io
 import time
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
@@ -11,17 +12,24 @@ from PIL import Image
 from app import crud
 from app.db import session_scope
 from app.jobs import JobContext, JobOutcome
-from app.ml import checkpoint
-from app.ml.backbones import get_spec
+from app.ml import checkpoint, ood, plan
+from app.ml.augment import augmented_view
+from app.ml.backbones import BackboneSpec
+from app.ml.curves import learning_curves
 from app.ml.evaluate import classification_report
 from app.ml.features import iter_embeddings
+from app.ml.finetune import FinetuneConfig, finetune
+from app.ml.preprocess import prepare
+from app.ml.runtime import FeatureNet, TorchEmbedder
 from app.ml.split import split_by_group
-from app.ml.train import HeadConfig, head_probabilities, train_head
+from app.ml.train import HeadConfig, TrainingCancelled, head_probabilities, train_head
 from app.models import TrainedModel
 from app.services import Services
 from app.storage import WORK
 
-EXTRACT_SHARE = 0.7  # of the progress bar, while embeddings are computed
+# Wall-clock budget `auto` plans within, and the epochs fine-tuning would need.
+AUTO_BUDGET_S = 240.0
+FINETUNE_EPOCHS = 8
 
 
 class NotTrainable(ValueError):
@@ -36,12 +44,28 @@ def check_trainable(class_counts: dict[str, int]) -> None:
         raise NotTrainable("every class needs at least one image; empty: " + ", ".join(sorted(empty)))
 
 
-def head_config(params: dict) -> HeadConfig:
-    cfg = HeadConfig()
-    for name in ("epochs", "batch_size", "learning_rate", "hidden", "dropout", "weight_decay",
-                 "label_smoothing", "seed"):
+def _override(cfg, params: dict, names: tuple[str, ...]):
+    for name in names:
         if params.get(name) is not None:
             setattr(cfg, name, type(getattr(cfg, name))(params[name]))
+    return cfg
+
+
+def head_config(params: dict, recipe: str) -> HeadConfig:
+    """Teachable Machine's recipe, or ours: a wider head with dropout and label smoothing."""
+    cfg = HeadConfig() if recipe == "teachable-machine" else HeadConfig(
+        hidden=256, dropout=0.3, label_smoothing=0.1, epochs=60)
+    return _override(cfg, params, ("epochs", "batch_size", "learning_rate", "hidden", "dropout", "weight_decay",
+                                   "label_smoothing", "seed"))
+
+
+def finetune_config(params: dict) -> FinetuneConfig:
+    cfg = _override(FinetuneConfig(epochs=FINETUNE_EPOCHS), params,
+                    ("batch_size", "unfreeze", "augment", "seed", "weight_decay", "label_smoothing"))
+    if params.get("finetune_epochs") is not None:
+        cfg.epochs = int(params["finetune_epochs"])
+    if params.get("finetune_learning_rate") is not None:
+        cfg.learning_rate = float(params["finetune_learning_rate"])
     return cfg
 
 
@@ -52,117 +76,213 @@ def make_train_handler(services: Services):
     return handle
 
 
-def _load_work_image(services: Services):
-    def load(item) -> Image.Image:
-        img = Image.open(io.BytesIO(services.store.read(item[2], WORK)))
-        return img.convert("RGB")
+@dataclass
+class Dataset:
+    ids: list[int]  # sample ids
+    keys: list[str]
+    y: np.ndarray
+    groups: list[str]
+    labels: list[str]
+    class_ids: list[int]
+
+
+class Stages:
+    """Maps each stage's own 0..1 onto its share of the job's progress bar."""
+
+    def __init__(self, ctx: JobContext, shares: dict[str, float]):
+        self.ctx, self.bounds, lo = ctx, {}, 0.0
+        total = sum(shares.values())
+        for name, share in shares.items():
+            self.bounds[name] = (lo, lo + 0.98 * share / total)
+            lo += 0.98 * share / total
+
+    def report(self, stage: str):
+        lo, hi = self.bounds[stage]
+        return lambda f, msg: self.ctx.progress(lo + (hi - lo) * f, msg)
+
+
+def _load_dataset(services: Services, project_id: int) -> tuple[str, str, Dataset]:
+    with session_scope(services.session_factory) as s:
+        project = crud.get_project(session=s, project_id=project_id)
+        features, name = project.features, project.name
+        samples = crud.training_samples(session=s, project_id=project_id)
+        counts = crud.sample_counts(session=s, project_id=project_id)
+        classes = [(c.id, c.name) for c in project.classes if counts.get(c.id)]
+    if len(classes) < 2:
+        raise NotTrainable("at least two classes with images are needed")
+    index = {cid: i for i, (cid, _) in enumerate(classes)}
+    rows = [x for x in samples if x[1] in index]
+    return features, name, Dataset(
+        ids=[x[0] for x in rows], keys=[x[2] for x in rows], y=np.array([index[x[1]] for x in rows]),
+        groups=[x[3] or f"sample-{x[0]}" for x in rows], labels=[n for _, n in classes],
+        class_ids=[c for c, _ in classes])
+
+
+def _loader(services: Services):
+    def load(key: str) -> Image.Image:
+        return Image.open(io.BytesIO(services.store.read(key, WORK))).convert("RGB")
 
     return load
 
 
-def extract_missing(services: Services, ctx: JobContext, backbone: str, samples: list) -> dict:
-    """Embed the samples that have no cached embedding yet; returns timing notes."""
-    spec = get_spec(backbone)
+def embed(services: Services, ctx: JobContext, features: str, spec: BackboneSpec, ids: list[int], keys: list[str],
+          view: int, report) -> tuple[np.ndarray, dict]:
+    """Embeddings of `ids` (plain images for view 0, else an augmented view), computing only the missing."""
+    version = spec.feature_version + (f"-v{view}" if view else "")
     with session_scope(services.session_factory) as s:
-        have = crud.embeddings_for(session=s, sample_ids=[x[0] for x in samples], backbone=backbone,
-                                   version=spec.feature_version)
-    missing = [x for x in samples if x[0] not in have]
-    notes = {"embedded_new": len(missing), "embedded_cached": len(samples) - len(missing)}
-    if not missing:
-        return notes
-    ctx.progress(0.01, f"preparing {spec.title}", force=True)
-    embedder = services.embedders.for_worker(backbone)
-    start, done = time.perf_counter(), 0
-    for batch, feats in iter_embeddings(missing, _load_work_image(services), embedder,
-                                        size=spec.preprocessing.input_size):
-        if ctx.should_stop():
-            from app.ml.train import TrainingCancelled
+        have = crud.embeddings_for(session=s, sample_ids=ids, backbone=features, version=version)
+    missing = [(i, k) for i, k in zip(ids, keys, strict=True) if i not in have]
+    notes: dict = {}
+    if missing:
+        load, size = _loader(services), spec.preprocessing.input_size
 
-            raise TrainingCancelled()
-        with session_scope(services.session_factory) as s:
-            crud.store_embeddings(session=s, vectors={x[0]: f for x, f in zip(batch, feats, strict=True)},
-                                  backbone=backbone, version=spec.feature_version)
-        done += len(batch)
-        ctx.progress(EXTRACT_SHARE * done / len(missing), f"reading images: {done}/{len(missing)}")
-    seconds = time.perf_counter() - start
-    notes.update(extract_seconds=round(seconds, 3), extract_images_per_second=round(done / seconds, 1),
-                 runtime=getattr(embedder, "name", "?"))
-    return notes
+        def pixels(item):
+            img = load(item[1])
+            return prepare(img, size) if view == 0 else augmented_view(img, size, view, item[0])
+
+        embedder = services.embedders.for_worker(features)
+        start, done = time.perf_counter(), 0
+        what = "reading images" if view == 0 else f"augmented view {view}"
+        for batch, feats in iter_embeddings(missing, pixels, embedder):
+            if ctx.should_stop():
+                raise TrainingCancelled()
+            vectors = {item[0]: f for item, f in zip(batch, feats, strict=True)}
+            with session_scope(services.session_factory) as s:
+                crud.store_embeddings(session=s, vectors=vectors, backbone=features, version=version)
+            have.update(vectors)
+            done += len(batch)
+            report(done / len(missing), f"{what}: {done}/{len(missing)}")
+        seconds = time.perf_counter() - start
+        notes = {"seconds": round(seconds, 3), "images_per_second": round(done / seconds, 1),
+                 "runtime": getattr(embedder, "name", "?")}
+    notes.update(new=len(missing), cached=len(ids) - len(missing))
+    return np.stack([have[i] for i in ids]), notes
 
 
 def run_training(services: Services, ctx: JobContext) -> JobOutcome:
     t0 = time.perf_counter()
-    with session_scope(services.session_factory) as s:
-        project = crud.get_project(session=s, project_id=ctx.project_id)
-        backbone, project_name = project.backbone, project.name
-        samples = crud.training_samples(session=s, project_id=ctx.project_id)
-        counts = crud.sample_counts(session=s, project_id=ctx.project_id)
-        classes = [(c.id, c.name) for c in project.classes if counts.get(c.id)]
-    if len(classes) < 2:
-        raise NotTrainable("at least two classes with images are needed")
-    spec = get_spec(backbone)
-    mode = ctx.params.get("mode", "auto")
-    ctx.notes["mode"] = "head"
-    ctx.notes["mode_reason"] = ("head: a new head on the frozen backbone's cached embeddings"
-                                if mode != "head" else "head mode was asked for")
-    ctx.notes.update(extract_missing(services, ctx, backbone, samples))
+    features, project_name, data = _load_dataset(services, ctx.project_id)
+    spec = services.embedders.spec(features)
+    params = ctx.params
+    choice = plan.choose(params.get("mode", "auto"), device=services.device, n_images=len(data.ids),
+                         finetune_epochs=finetune_config(params).epochs, budget_s=AUTO_BUDGET_S,
+                         views=params.get("augment_views"))
+    ctx.notes.update(mode=choice.mode, mode_reason=choice.reason, recipe=choice.recipe, device=services.device)
+    ctx.progress(0.0, choice.reason, force=True)
+    stages = Stages(ctx, {"extract": 3.0, "views": 1.5 * choice.views, "head": 0.7,
+                          "finetune": 8.0 if choice.mode == "finetune" else 0.0, "evaluate": 0.5})
 
-    with session_scope(services.session_factory) as s:
-        vectors = crud.embeddings_for(session=s, sample_ids=[x[0] for x in samples], backbone=backbone,
-                                      version=spec.feature_version)
-    index = {cid: i for i, (cid, _) in enumerate(classes)}
-    rows = [x for x in samples if x[0] in vectors and x[1] in index]
-    X = np.stack([vectors[x[0]] for x in rows])
-    y = np.array([index[x[1]] for x in rows])
-    groups = [x[3] or f"sample-{x[0]}" for x in rows]
-    cfg = head_config(ctx.params)
-    train_idx, val_idx = split_by_group(y, groups, float(ctx.params.get("val_fraction") or 0.15), cfg.seed)
+    X, notes = embed(services, ctx, features, spec, data.ids, data.keys, 0, stages.report("extract"))
+    ctx.notes.update(embedded_new=notes["new"], embedded_cached=notes["cached"],
+                     **{f"extract_{k}": v for k, v in notes.items() if k not in ("new", "cached")})
+    head_cfg = head_config(params, choice.recipe)
+    train_idx, val_idx = split_by_group(data.y, data.groups, float(params.get("val_fraction") or 0.15),
+                                        head_cfg.seed)
 
-    ctx.progress(EXTRACT_SHARE, "training the head", force=True)
-    result = train_head(
-        X, y, train_idx, val_idx, len(classes), cfg,
-        on_progress=lambda f, msg: ctx.progress(EXTRACT_SHARE + (0.98 - EXTRACT_SHARE) * f, msg),
-        should_stop=ctx.should_stop,
-    )
-    labels = [name for _, name in classes]
-    metrics = evaluate_split(result, X, y, train_idx, val_idx, labels, [x[0] for x in rows])
-    metrics.update(ctx.notes, head_seconds=round(result.seconds, 3),
+    # Augmented views of the training images only: validation judges plain images, as users send.
+    Xtrain, ytrain = X[train_idx], data.y[train_idx]
+    views_report = stages.report("views")
+    for view in range(1, choice.views + 1):
+        Xv, _ = embed(services, ctx, features, spec, [data.ids[i] for i in train_idx],
+                      [data.keys[i] for i in train_idx], view,
+                      lambda f, msg, v=view: views_report((v - 1 + f) / choice.views, msg))
+        Xtrain, ytrain = np.concatenate([Xtrain, Xv]), np.concatenate([ytrain, data.y[train_idx]])
+
+    # Phase one: the head on cached embeddings (train rows first, then the plain validation rows).
+    n_train = len(Xtrain)
+    Xall, yall = np.concatenate([Xtrain, X[val_idx]]), np.concatenate([ytrain, data.y[val_idx]])
+    head_result = train_head(Xall, yall, np.arange(n_train), np.arange(n_train, len(Xall)), len(data.labels),
+                             head_cfg, on_progress=stages.report("head"), should_stop=ctx.should_stop)
+    head, history, best_epoch = head_result.head, list(head_result.history), head_result.best_epoch
+    for row in history:
+        row["phase"] = "head"
+    digest, model_features = None, features
+
+    if choice.mode == "finetune":
+        ft_cfg = finetune_config(params)
+        load = _loader(services)
+        result = finetune(services.embedders.backbone(features), head, spec.preprocessing,
+                          lambda i: load(data.keys[i]), [int(i) for i in train_idx], data.y[train_idx],
+                          [int(i) for i in val_idx], data.y[val_idx], ft_cfg,
+                          device=services.device, on_progress=stages.report("finetune"),
+                          should_stop=ctx.should_stop)
+        head, best_epoch = result.head, len(history) + result.best_epoch
+        history += [{**row, "phase": "finetune", "epoch": len(head_result.history) + row["epoch"]}
+                    for row in result.history]
+        ctx.notes.update(finetune_seconds=round(result.seconds, 3), finetune_stopped=result.stopped_early,
+                         unfreeze=ft_cfg.unfreeze)
+        with session_scope(services.session_factory) as s:
+            digest = crud.store_backbone_weights(session=s, backbone=spec.name,
+                                                 state=checkpoint.state_bytes(result.backbone.state_dict()))
+        model_features = f"{spec.name}@{digest}"
+        # Evaluation and "none of these" need embeddings of the fine-tuned network.
+        report = stages.report("evaluate")
+        embedder = TorchEmbedder(FeatureNet(result.backbone, spec.preprocessing), services.device)
+        X, _ = _embed_uncached(data.keys, load, spec, embedder, report)
+
+    stages.report("evaluate")(0.5, "evaluating")
+    labels = data.labels
+    probs = head_probabilities(head, X)
+    metrics = evaluation(probs, data, train_idx, val_idx)
+    centroids = ood.class_centroids(X[train_idx], data.y[train_idx], len(labels))
+    calib = X[val_idx] if len(val_idx) else X[train_idx]
+    threshold = ood.calibrate(ood.similarity(calib, centroids))
+    if choice.mode == "head":
+        metrics["learning_curves"] = learning_curves(X, data.y, train_idx, val_idx, labels,
+                                                     HeadConfig(epochs=30, seed=head_cfg.seed))
+    metrics.update(ctx.notes, history=history, best_epoch=best_epoch, head_seconds=round(head_result.seconds, 3),
+                   augment_views=choice.views, unknown_threshold=threshold,
                    total_seconds=round(time.perf_counter() - t0, 3),
-                   config={"epochs": cfg.epochs, "batch_size": cfg.batch_size,
-                           "learning_rate": cfg.learning_rate, "hidden": cfg.hidden})
-    weights = checkpoint.pack(head_arch=result.head.arch(), head_state=result.head.state_dict())
+                   config={"head": vars(head_cfg), "views": choice.views})
+    weights = checkpoint.pack(head_arch=head.arch(), head_state=head.state_dict(), centroids=centroids)
     with session_scope(services.session_factory) as s:
         project = crud.get_project(session=s, project_id=ctx.project_id)
         model = TrainedModel(
             project_id=ctx.project_id, version=crud.next_model_version(session=s, project_id=ctx.project_id),
-            backbone=backbone, mode="head", labels=labels, class_ids=[cid for cid, _ in classes],
-            format_version=checkpoint.FORMAT_VERSION, weights=weights, metrics=metrics,
+            backbone=spec.name, features=model_features, mode=choice.mode, labels=labels,
+            class_ids=data.class_ids, format_version=checkpoint.FORMAT_VERSION, weights=weights, metrics=metrics,
+            unknown_threshold=threshold, unknown_threshold_calibrated=threshold,
         )
         s.add(model)
         s.flush()
         project.current_model_id = model.id
         model_id, version = model.id, model.version
+    if digest:
+        services.embedders.cpu(model_features)  # build the prediction graph now, not on the first request
+    metrics["total_seconds"] = round(time.perf_counter() - t0, 3)
     acc = metrics.get("val_accuracy")
-    summary = f"model v{version} of {project_name!r} ready" + (f", validation accuracy {acc:.1%}" if acc is not None
-                                                                else " (too few images for a validation set)")
+    summary = f"model v{version} of {project_name!r} ready ({choice.mode})" + (
+        f", validation accuracy {acc:.1%}" if acc is not None else " (too few images for a validation set)")
     return JobOutcome(model_id=model_id, metrics=metrics, message=summary)
 
 
-def evaluate_split(result, X, y, train_idx, val_idx, labels, sample_ids) -> dict:
-    probs = head_probabilities(result.head, X)
+def _embed_uncached(keys: list[str], load, spec: BackboneSpec, embedder, report) -> tuple[np.ndarray, None]:
+    size, out = spec.preprocessing.input_size, []
+    for _, feats in iter_embeddings(keys, lambda k: prepare(load(k), size), embedder):
+        out.append(feats)
+        report(sum(map(len, out)) / len(keys), "embedding with the fine-tuned network")
+    return np.concatenate(out), None
+
+
+def evaluation(probs: np.ndarray, data: Dataset, train_idx: np.ndarray, val_idx: np.ndarray) -> dict:
+    """Everything the evaluation view shows, from the predicted probabilities of every sample."""
+    labels, y = data.labels, data.y
     val = classification_report(y[val_idx], probs[val_idx], labels)
     train = classification_report(y[train_idx], probs[train_idx], labels)
-    mistakes = []
+    predictions, mistakes = [], []
     for i in val_idx:
         pred = int(probs[i].argmax())
+        loss = float(-np.log(max(probs[i, y[i]], 1e-7)))
+        row = {"sample_id": data.ids[i], "true": int(y[i]), "predicted": pred, "loss": round(loss, 5),
+               "score": round(float(probs[i, pred]), 5)}
+        predictions.append(row)
         if pred != y[i]:
-            mistakes.append({"sample_id": int(sample_ids[i]), "true": labels[y[i]], "predicted": labels[pred],
-                             "loss": float(-np.log(max(probs[i, y[i]], 1e-7)))})
+            mistakes.append(row)
     mistakes.sort(key=lambda m: -m["loss"])
     return {
-        "val_accuracy": val["accuracy"], "train_accuracy": train["accuracy"],
+        "labels": labels, "val_accuracy": val["accuracy"], "train_accuracy": train["accuracy"],
         "val_loss": val["loss"], "n_train": int(len(train_idx)), "n_val": int(len(val_idx)),
-        "per_class": val["per_class"], "confusion": val["confusion"], "labels": labels,
-        "best_epoch": result.best_epoch, "history": result.history, "misclassified": mistakes,
-        "val_sample_ids": [int(sample_ids[i]) for i in val_idx],
+        "per_class": val["per_class"], "confusion": val["confusion"],
+        # Rows behind the confusion matrix, so each cell can open its images.
+        "val_predictions": predictions, "misclassified": mistakes,
     }

@@ -4,7 +4,8 @@ Protocol (also in the OpenAPI description and the README), at `/api/projects/{id
 the client sends one binary message per frame (a JPEG, PNG or WebP image) and waits for the answer
 before sending the next (at most one frame in flight, so a slow link never builds a backlog).
 Each answer is a JSON text message:
-`{"frame": n, "model_id", "model_version", "predictions": [{"label", "score"}], "server_ms"}`,
+`{"frame": n, "model_id", "model_version", "predictions": [{"label", "score"}], "label", "unknown",
+"similarity", "unknown_threshold", "server_ms"}` (the fields of `POST /predict`),
 or `{"frame": n, "error": "..."}` when the frame cannot be used (no model yet, not an image);
 the socket stays open after an error. A new current model takes over from the next frame.
 """
@@ -17,7 +18,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from fastapi.concurrency import run_in_threadpool
 
 from app import crud, images
-from app.inference import NoModel, ranked
+from app.inference import NoModel
 from app.services import Services
 
 router = APIRouter()
@@ -31,10 +32,8 @@ def predict_frame(services: Services, project_id: int, data: bytes) -> dict:
     model = services.models.current(project_id)
     decoded = images.decode(data, max_bytes=MAX_FRAME_BYTES, max_pixels=services.settings.max_image_pixels,
                             min_side=2 * model.input_size)
-    probs = model.predict([decoded.image])[0]
-    return {"model_id": model.model_id, "model_version": model.version,
-            "predictions": ranked(model.labels, probs),
-            "server_ms": round((time.perf_counter() - start) * 1000, 1)}
+    answer = model.answer(model.predict([decoded.image])[0])
+    return {**answer, "server_ms": round((time.perf_counter() - start) * 1000, 1)}
 
 
 @router.websocket("/api/projects/{project_id}/live")

@@ -12,7 +12,6 @@ from app import crud, images
 from app.api.deps import ServicesDep, SessionDep
 from app.api.samples import read_upload
 from app.exports import export_model
-from app.inference import ranked
 from app.schemas import PredictOut
 
 router = APIRouter(prefix="/api/projects", tags=["prediction"])
@@ -22,7 +21,11 @@ NO_MODEL = {409: {"description": "the project has no trained model yet"}}
 
 @router.post("/{project_id}/predict", response_model=PredictOut,
              responses={**NO_MODEL, 422: {"description": "the file is not a valid image"}})
-def predict(project_id: int, file: Annotated[UploadFile, File()], services: ServicesDep):
+def predict(project_id: int, file: Annotated[UploadFile, File()], services: ServicesDep,
+            unknown_threshold: Annotated[float | None, Query(
+                ge=-1, le=1, description="override the model's threshold for this request")] = None):
+    """Classes sorted by score (summing to 1); `label` is "unknown" when the photo is less similar to
+    the training images than the model's threshold ("none of these")."""
     model = services.models.current(project_id)
     settings = services.settings
     try:
@@ -30,9 +33,7 @@ def predict(project_id: int, file: Annotated[UploadFile, File()], services: Serv
                                 max_pixels=settings.max_image_pixels, min_side=2 * model.input_size)
     except images.ImageRejected as exc:
         raise HTTPException(422, f"{file.filename}: {exc}") from None
-    probs = model.predict([decoded.image])[0]
-    return PredictOut(model_id=model.model_id, model_version=model.version,
-                      predictions=ranked(model.labels, probs))
+    return model.answer(model.predict([decoded.image])[0], unknown_threshold)
 
 
 class ExportFormat(str, Enum):

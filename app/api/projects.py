@@ -4,9 +4,9 @@ from fastapi import APIRouter, HTTPException, Response
 
 from app import crud
 from app.api.deps import ServicesDep, SessionDep
-from app.api.views import model_out, project_detail, project_out
+from app.api.views import project_detail, project_out
 from app.ml.backbones import get_spec
-from app.schemas import ModelOut, ProjectCreate, ProjectDetail, ProjectOut, ProjectRename
+from app.schemas import ProjectCreate, ProjectDetail, ProjectOut, ProjectRename
 
 router = APIRouter(prefix="/api/projects", tags=["projects"])
 
@@ -18,11 +18,19 @@ def list_projects(session: SessionDep):
 
 @router.post("", response_model=ProjectDetail, status_code=201)
 def create_project(body: ProjectCreate, session: SessionDep, services: ServicesDep):
-    backbone = body.backbone or services.settings.default_backbone
+    base = None
+    if body.base_model_id is not None:
+        try:
+            base = crud.get_model(session=session, model_id=body.base_model_id)
+        except crud.NotFound:
+            raise HTTPException(422, f"base model {body.base_model_id} does not exist") from None
+        if body.backbone and body.backbone != base.backbone:
+            raise HTTPException(422, f"base model {base.id} uses {base.backbone!r}, not {body.backbone!r}")
+    backbone = base.backbone if base else body.backbone or services.settings.default_backbone
     spec = get_spec(backbone)  # unknown name -> 422 via the BackboneUnavailable handler
     if not spec.available:
         raise HTTPException(422, f"backbone {backbone!r} has no weights on this server")
-    project = crud.create_project(session=session, name=body.name, backbone=backbone)
+    project = crud.create_project(session=session, name=body.name, backbone=backbone, base_model=base)
     return project_detail(session, project)
 
 
@@ -47,15 +55,10 @@ def delete_project(project_id: int, session: SessionDep, services: ServicesDep):
         services.worker.cancel(job.id)
     keys = crud.project_sample_keys(session=session, project_id=project_id)
     session.delete(project)
+    session.flush()
+    crud.prune_backbone_weights(session=session)
     session.commit()
     services.models.forget(project_id)
     for key in keys:  # after the commit: a failed delete leaves files, never rows without files
         services.store.delete(key)
     return Response(status_code=204)
-
-
-@router.get("/{project_id}/models", response_model=list[ModelOut])
-def list_models(project_id: int, session: SessionDep):
-    project = crud.get_project(session=session, project_id=project_id)
-    return [model_out(m, project.current_model_id) for m in crud.list_models(session=session,
-                                                                            project_id=project_id)]

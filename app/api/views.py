@@ -16,10 +16,14 @@ def project_out(session: Session, project: Project) -> ProjectOut:
                       current_model_id=project.current_model_id)
 
 
-def model_out(model: TrainedModel, current_id: int | None) -> ModelOut:
-    return ModelOut(id=model.id, version=model.version, backbone=model.backbone, mode=model.mode,
-                    labels=model.labels, created_at=model.created_at, is_current=model.id == current_id,
-                    metrics=model.metrics or {})
+def model_out(model: TrainedModel, current_id: int | None, *, full: bool = True) -> ModelOut:
+    metrics = model.metrics or {}
+    if not full:  # lists stay small: the per-sample rows are for one model's evaluation view
+        metrics = {k: v for k, v in metrics.items() if k not in ("val_predictions", "misclassified")}
+    return ModelOut(id=model.id, project_id=model.project_id, version=model.version, backbone=model.backbone,
+                    features=model.features, mode=model.mode, labels=model.labels, created_at=model.created_at,
+                    is_current=model.id == current_id, unknown_threshold=model.unknown_threshold,
+                    unknown_threshold_calibrated=model.unknown_threshold_calibrated, metrics=metrics)
 
 
 def project_detail(session: Session, project: Project) -> ProjectDetail:
@@ -28,8 +32,9 @@ def project_detail(session: Session, project: Project) -> ProjectDetail:
     model = project.current_model
     job = crud.active_job(session=session, project_id=project.id)
     return ProjectDetail(id=project.id, name=project.name, backbone=project.backbone,
+                         base_model_id=project.base_model_id,
                          created_at=project.created_at, classes=classes,
-                         model=model_out(model, project.current_model_id) if model else None,
+                         model=model_out(model, project.current_model_id, full=False) if model else None,
                          active_job_id=job.id if job else None)
 
 

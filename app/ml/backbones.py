@@ -44,8 +44,6 @@ class BackboneSpec:
     title: str
     feature_dim: int
     preprocessing: Preprocessing
-    # Blocks counted from the output end that fine-tuning may unfreeze.
-    num_blocks: int
     weights_path: Callable[[], Path | None]
     build: Callable[[Path], Backbone]
 
@@ -165,11 +163,65 @@ register(
         # images look best a little larger (FixRes). Measured with this full-view preprocessing:
         # ImageNet-sample top-1 0.85 at 224, 0.905 at 288; hymenoptera head accuracy 0.941 -> ~0.965.
         preprocessing=Preprocessing(288, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
-        num_blocks=9,
         weights_path=_lite0_weights,
         build=_build_lite0,
     )
 )
+
+# --- torchvision models: offered when their weights already lie in torch's hub cache ---
+
+IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
+
+def _hub_file(filename: str) -> Callable[[], Path | None]:
+    def path() -> Path:
+        # Same place torchvision would download to; we only ever look, never download.
+        return Path(torch.hub.get_dir()) / "checkpoints" / filename
+
+    return path
+
+
+def _torchvision(builder: str, strip: Callable[[nn.Module], tuple[nn.Module, list[nn.Module]]]):
+    def build(path: Path) -> Backbone:
+        import torchvision
+
+        net = getattr(torchvision.models, builder)(weights=None)
+        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
+        head, blocks = strip(net)
+        return Backbone(net, blocks, head)
+
+    return build
+
+
+def _strip_classifier_last(net) -> tuple[nn.Module, list[nn.Module]]:
+    head = net.classifier[-1]
+    net.classifier[-1] = nn.Identity()
+    if isinstance(net.classifier[0], nn.Linear):  # MobileNetV3: keep only the pooled features
+        head = nn.Sequential(*net.classifier[:], head)
+        net.classifier = nn.Identity()
+    return head, list(net.features)
+
+
+def _strip_resnet(net) -> tuple[nn.Module, list[nn.Module]]:
+    head, net.fc = net.fc, nn.Identity()
+    return head, [nn.Sequential(net.conv1, net.bn1), net.layer1, net.layer2, net.layer3, net.layer4]
+
+
+for _name, _title, _file, _dim, _strip in (
+    ("mobilenet_v3_large", "MobileNetV3-Large (torchvision)", "mobilenet_v3_large-5c1a4163.pth", 960,
+     _strip_classifier_last),
+    ("efficientnet_b0", "EfficientNet-B0 (torchvision)", "efficientnet_b0_rwightman-7f5810bc.pth", 1280,
+     _strip_classifier_last),
+    ("resnet50", "ResNet-50 (torchvision)", "resnet50-11ad3fa6.pth", 2048, _strip_resnet),
+    ("convnext_tiny", "ConvNeXt-Tiny (torchvision)", "convnext_tiny-983f1562.pth", 768, _strip_classifier_last),
+):
+    register(BackboneSpec(
+        name=_name, title=_title, feature_dim=_dim,
+        # 256 for models trained on 224 crops, by the same FixRes reasoning as Lite0 (not measured
+        # here: no torchvision weights lie on this machine).
+        preprocessing=Preprocessing(256, *IMAGENET),
+        weights_path=_hub_file(_file), build=_torchvision(_name, _strip),
+    ))
 
 DEFAULT_BACKBONE = "efficientnet_lite0"
 

@@ -14,14 +14,25 @@ class CheckpointError(ValueError):
     """The stored weights are corrupt or of a format this version cannot read."""
 
 
-def pack(*, head_arch: dict, head_state: dict, backbone_state: dict | None = None) -> bytes:
+def pack(*, head_arch: dict, head_state: dict, centroids=None) -> bytes:
+    """The head, and the class centroids that "none of these" compares embeddings with."""
     buf = io.BytesIO()
-    torch.save(
-        {"format_version": FORMAT_VERSION, "head_arch": head_arch, "head_state": head_state,
-         "backbone_state": backbone_state},
-        buf,
-    )
+    torch.save({"format_version": FORMAT_VERSION, "head_arch": head_arch, "head_state": head_state,
+                "centroids": None if centroids is None else torch.as_tensor(centroids)}, buf)
     return buf.getvalue()
+
+
+def state_bytes(state: dict) -> bytes:
+    buf = io.BytesIO()
+    torch.save({k: v.detach().cpu().contiguous() for k, v in state.items()}, buf)
+    return buf.getvalue()
+
+
+def load_state(data: bytes) -> dict:
+    try:
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"backbone weights cannot be read: {exc}") from exc
 
 
 def unpack(data: bytes) -> dict[str, Any]:

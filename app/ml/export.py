@@ -21,20 +21,43 @@ FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 
 
 class Classifier(nn.Module):
-    """[0, 1] RGB NCHW in, class probabilities out: everything a downloaded model needs."""
+    """[0, 1] RGB NCHW in, class probabilities out: everything a downloaded model needs.
 
-    def __init__(self, backbone: Backbone, head: Head, prep: Preprocessing):
+    `similarity` gives the cosine similarity to the nearest class centroid, for "none of these".
+    """
+
+    def __init__(self, backbone: Backbone, head: Head, prep: Preprocessing, centroids: torch.Tensor):
         super().__init__()
         self.normalize = Normalize(prep.mean, prep.std)
         self.backbone = backbone
         self.head = head
+        self.register_buffer("centroids", centroids.float())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.head(self.backbone(self.normalize(x))), dim=1)
 
+    def similarity(self, x: torch.Tensor) -> torch.Tensor:
+        feats = nn.functional.normalize(self.backbone(self.normalize(x)), dim=1)
+        return (feats @ self.centroids.T).max(dim=1).values
+
+
+class _BothOutputs(nn.Module):
+    """ONNX graphs have several outputs: probabilities first (as the contract says), then similarity."""
+
+    def __init__(self, classifier: Classifier):
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        c = self.classifier
+        feats = c.backbone(c.normalize(x))
+        sim = (nn.functional.normalize(feats, dim=1) @ c.centroids.T).max(dim=1).values
+        return torch.softmax(c.head(feats), dim=1), sim
+
 
 def model_metadata(*, labels: list[str], prep: Preprocessing, backbone: str, model_id: int,
-                   project: str, version: int, extra: dict | None = None) -> dict[str, str]:
+                   project: str, version: int, unknown_threshold: float | None,
+                   extra: dict | None = None) -> dict[str, str]:
     """String key/values stored in the file itself (ONNX metadata_props, TorchScript extra files)."""
     meta = {
         "labels": json.dumps(labels),
@@ -42,12 +65,15 @@ def model_metadata(*, labels: list[str], prep: Preprocessing, backbone: str, mod
         "preprocessing": json.dumps(prep.as_dict()),
         "input": f"float32 NCHW, RGB in [0, 1]; resize shorter side to {prep.input_size} (bilinear), "
                  f"center-crop {prep.input_size}x{prep.input_size}; normalisation is inside the model",
-        "output": "class probabilities in the order of `labels`",
+        "output": "class probabilities in the order of `labels`; ONNX: a second output `similarity` "
+                  "(TorchScript: the method `similarity`), the cosine similarity to the nearest class; "
+                  "below `unknown_threshold` the image is none of the classes",
         "backbone": backbone,
         "snapclass_model_id": str(model_id),
         "snapclass_model_version": str(version),
         "project": project,
         "producer": "snapclass",
+        "unknown_threshold": json.dumps(unknown_threshold),
     }
     for key, value in (extra or {}).items():
         meta[key] = value if isinstance(value, str) else json.dumps(value)
@@ -56,7 +82,7 @@ def model_metadata(*, labels: list[str], prep: Preprocessing, backbone: str, mod
 
 def write_onnx(classifier: Classifier, path: Path, metadata: dict[str, str]) -> None:
     input_size = int(metadata["input_size"])
-    export_onnx(classifier, path, input_size, ["probabilities"], metadata)
+    export_onnx(_BothOutputs(classifier), path, input_size, ["probabilities", "similarity"], metadata)
 
 
 def write_torchscript(classifier: Classifier, path: Path, metadata: dict[str, str]) -> None:
@@ -65,7 +91,8 @@ def write_torchscript(classifier: Classifier, path: Path, metadata: dict[str, st
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         # Tracing at the fixed input size keeps timm's "same" padding static.
-        scripted = torch.jit.trace(classifier, torch.zeros(1, 3, input_size, input_size))
+        example = torch.zeros(1, 3, input_size, input_size)
+        scripted = torch.jit.trace_module(classifier, {"forward": example, "similarity": example})
     buf = io.BytesIO()
     torch.jit.save(scripted, buf, _extra_files=dict(metadata))
     tmp = path.with_name(path.name + f".{secrets.token_hex(4)}.part")

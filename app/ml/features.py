@@ -7,23 +7,20 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import numpy as np
-from PIL import Image
 
-from app.ml.preprocess import prepare, to_input
+from app.ml.preprocess import to_input
 from app.ml.runtime import Embedder
 
 T = TypeVar("T")
 
 
-def _load_batch(items: Sequence[T], load: Callable[[T], Image.Image], size: int,
-                pool: ThreadPoolExecutor) -> np.ndarray:
-    return np.stack(list(pool.map(lambda it: prepare(load(it), size), items)))
+def _load_batch(items: Sequence[T], pixels: Callable[[T], np.ndarray], pool: ThreadPoolExecutor) -> np.ndarray:
+    return np.stack(list(pool.map(pixels, items)))
 
 
-def iter_embeddings(items: Sequence[T], load: Callable[[T], Image.Image], embedder: Embedder, *,
-                    size: int, batch_size: int = 32, decode_threads: int = 2
-                    ) -> Iterator[tuple[Sequence[T], np.ndarray]]:
-    """Yield (items, features) batch by batch.
+def iter_embeddings(items: Sequence[T], pixels: Callable[[T], np.ndarray], embedder: Embedder, *,
+                    batch_size: int = 32, decode_threads: int = 2) -> Iterator[tuple[Sequence[T], np.ndarray]]:
+    """Yield (items, features) batch by batch; `pixels` turns an item into uint8 (S, S, 3).
 
     While the runtime works on batch i (ONNX Runtime and PyTorch release the GIL), a thread pool
     already decodes batch i+1 (Pillow releases it too), so neither waits for the other.
@@ -33,9 +30,9 @@ def iter_embeddings(items: Sequence[T], load: Callable[[T], Image.Image], embedd
         return
     with ThreadPoolExecutor(decode_threads, thread_name_prefix="decode") as pool, \
          ThreadPoolExecutor(1, thread_name_prefix="prefetch") as ahead:
-        pending = ahead.submit(_load_batch, batches[0], load, size, pool)
+        pending = ahead.submit(_load_batch, batches[0], pixels, pool)
         for i, batch in enumerate(batches):
-            pixels = pending.result()
+            ready = pending.result()
             if i + 1 < len(batches):
-                pending = ahead.submit(_load_batch, batches[i + 1], load, size, pool)
-            yield batch, embedder(to_input(pixels))
+                pending = ahead.submit(_load_batch, batches[i + 1], pixels, pool)
+            yield batch, embedder(to_input(ready))

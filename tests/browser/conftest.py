@@ -81,14 +81,24 @@ def server(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope="session")
-def browser():
+def playwright_sync():
+    """The one Playwright driver of the session (the sync API allows one per thread)."""
     if not CHROMIUM.is_file():
         pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium package (apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+        yield p
+
+
+def launch(playwright_sync, args=CHROMIUM_ARGS):
+    return playwright_sync.chromium.launch(executable_path=str(CHROMIUM), args=args)
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_sync):
+    browser = launch(playwright_sync)
+    yield browser
+    browser.close()
 
 
 def _page(browser, server, request, tmp_path, **context_args):

@@ -1,0 +1,55 @@
+"""Model versions: every training run keeps its model and metrics; any version can be made current."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from app import crud
+from app.api.deps import ServicesDep, SessionDep
+from app.api.views import model_out
+from app.schemas import ModelOut, ModelUpdate
+
+router = APIRouter(prefix="/api", tags=["models"])
+
+
+@router.get("/projects/{project_id}/models", response_model=list[ModelOut])
+def list_models(project_id: int, session: SessionDep, full: bool = False):
+    """Newest first, each with its metrics (`full=true` adds per-image validation rows)."""
+    project = crud.get_project(session=session, project_id=project_id)
+    return [model_out(m, project.current_model_id, full=full)
+            for m in crud.list_models(session=session, project_id=project_id)]
+
+
+@router.get("/models/{model_id}", response_model=ModelOut)
+def get_model(model_id: int, session: SessionDep):
+    """One version with its whole evaluation: per-class accuracy, confusion matrix with the validation
+    rows behind it, history per epoch, misclassified images by loss, learning curves."""
+    model = crud.get_model(session=session, model_id=model_id)
+    return model_out(model, crud.get_project(session=session, project_id=model.project_id).current_model_id)
+
+
+@router.post("/projects/{project_id}/models/{model_id}/activate", response_model=ModelOut)
+def activate_model(project_id: int, model_id: int, session: SessionDep):
+    """Make this version the project's current model (prediction, live page and downloads use it)."""
+    model = crud.set_current_model(session=session, project_id=project_id, model_id=model_id)
+    return model_out(model, model.id, full=False)
+
+
+@router.patch("/models/{model_id}", response_model=ModelOut)
+def update_model(model_id: int, body: ModelUpdate, session: SessionDep):
+    """Adjust the "none of these" threshold; it is carried into downloads made afterwards."""
+    model = crud.get_model(session=session, model_id=model_id)
+    if body.reset_unknown_threshold:
+        model.unknown_threshold = model.unknown_threshold_calibrated
+    elif body.unknown_threshold is not None:
+        model.unknown_threshold = body.unknown_threshold
+    session.flush()
+    current = crud.get_project(session=session, project_id=model.project_id).current_model_id
+    return model_out(model, current, full=False)
+
+
+@router.delete("/models/{model_id}", status_code=204, responses={409: {"description": "it is the current model"}})
+def delete_model(model_id: int, session: SessionDep, services: ServicesDep):
+    crud.delete_model(session=session, model_id=model_id)
+    crud.prune_backbone_weights(session=session)
+    return Response(status_code=204)

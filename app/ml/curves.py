@@ -1,0 +1,50 @@
+"""How much more data? Per-class learning curves from training the head on subsets."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from app.ml.evaluate import classification_report
+from app.ml.train import HeadConfig, head_probabilities, train_head
+
+FRACTIONS = (0.25, 0.5, 0.75, 1.0)
+
+
+def learning_curves(X: np.ndarray, y: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray,
+                    labels: list[str], cfg: HeadConfig, seed: int = 0) -> dict:
+    """Validation accuracy per class when each class keeps only a fraction of its training images."""
+    rng = np.random.default_rng(seed)
+    order = {k: rng.permutation(train_idx[y[train_idx] == k]) for k in range(len(labels))}
+    points = []
+    for frac in FRACTIONS:
+        subset = np.concatenate([idx[:max(1, round(frac * len(idx)))] for idx in order.values()])
+        result = train_head(X, y, subset, np.array([], dtype=np.int64), len(labels), cfg)
+        report = classification_report(y[val_idx], head_probabilities(result.head, X[val_idx]), labels)
+        points.append({"fraction": frac, "train_count": int(len(subset)), "accuracy": report["accuracy"],
+                       "per_class": {c["label"]: c["accuracy"] for c in report["per_class"]}})
+    return {"points": points, "advice": advice(points, labels)}
+
+
+def advice(points: list[dict], labels: list[str]) -> list[dict]:
+    """Plain words per class, most in need of photos first: still rising and not yet right."""
+    rows = []
+    for label in labels:
+        accs = [p["per_class"].get(label) for p in points]
+        if any(a is None for a in accs):
+            rows.append({"label": label, "gain": 0.0,
+                         "text": f"{label}: no validation images yet; add more photos to judge it"})
+            continue
+        last, half = accs[-1], accs[len(accs) // 2 - 1]
+        gain = max(0.0, last - half)  # what the second half of the photos added
+        room = 1 - last
+        if room < 0.02:
+            text = f"{label}: {last:.0%} right; more photos are unlikely to help much"
+        elif gain >= 0.05:
+            text = (f"{label}: {last:.0%} right and still rising (+{gain:.0%} from the last half of its "
+                    f"photos); more photos should help")
+        else:
+            text = (f"{label}: {last:.0%} right but flat; add different photos (other backgrounds, angles, "
+                    f"lighting) rather than more of the same")
+        rows.append({"label": label, "gain": round(gain * room, 4), "text": text})
+    rows.sort(key=lambda r: -r["gain"])
+    return rows
