@@ -32,8 +32,8 @@ def build_classifier(model: TrainedModel, embedders: EmbedderPool) -> Classifier
     head = Head.from_arch(ckpt["head_arch"])
     head.load_state_dict(ckpt["head_state"])
     spec = get_spec(model.backbone)
-    centroids = ckpt["centroids"] if ckpt.get("centroids") is not None else torch.zeros(1, spec.feature_dim)
-    return Classifier(embedders.backbone(model.features), head, spec.preprocessing, centroids).eval()
+    protos = ckpt["prototypes"] if ckpt.get("prototypes") is not None else torch.zeros(1, spec.feature_dim)
+    return Classifier(embedders.backbone(model.features), head, spec.preprocessing, protos).eval()
 
 
 def export_model(model: TrainedModel, project_name: str, fmt: str, *, cache_dir: Path,

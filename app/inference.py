@@ -39,14 +39,14 @@ class LoadedModel:
     input_size: int
     embedder: Embedder
     head: Head
-    centroids: np.ndarray | None
+    prototypes: np.ndarray | None
     unknown_threshold: float | None
 
     def predict(self, images: list[Image.Image]) -> list[Prediction]:
         pixels = np.stack([prepare(img, self.input_size) for img in images])
         feats = self.embedder(to_input(pixels))
         probs = head_probabilities(self.head, feats)
-        sims = ood.similarity(feats, self.centroids) if self.centroids is not None else [None] * len(images)
+        sims = ood.similarity(feats, self.prototypes) if self.prototypes is not None else [None] * len(images)
         return [Prediction(p, None if s is None else float(s)) for p, s in zip(probs, sims, strict=True)]
 
     def answer(self, pred: Prediction, threshold: float | None = None) -> dict:
@@ -91,10 +91,10 @@ class ModelCache:
         head = Head.from_arch(ckpt["head_arch"])
         head.load_state_dict(ckpt["head_state"])
         head.eval()
-        centroids = ckpt.get("centroids")
+        protos = ckpt.get("prototypes")
         return LoadedModel(model_id, version, labels, self.embedders.spec(features).preprocessing.input_size,
                            self.embedders.cpu(features), head,
-                           None if centroids is None else centroids.numpy(), threshold)
+                           None if protos is None else protos.numpy(), threshold)
 
     def forget(self, project_id: int) -> None:
         self._loaded.pop(project_id, None)

@@ -168,7 +168,7 @@ class PredictOut(BaseModel):
     predictions: list[Prediction] = Field(description="every class, by score; scores sum to 1")
     label: str = Field(description='the top class, or "unknown" below the similarity threshold')
     unknown: bool
-    similarity: float | None = Field(description="cosine similarity to the nearest class centroid")
+    similarity: float | None = Field(description="mean cosine similarity to the 5 nearest training images")
     unknown_threshold: float | None
 
 

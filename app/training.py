@@ -224,9 +224,8 @@ def run_training(services: Services, ctx: JobContext) -> JobOutcome:
     labels = data.labels
     probs = head_probabilities(head, X)
     metrics = evaluation(probs, data, train_idx, val_idx)
-    centroids = ood.class_centroids(X[train_idx], data.y[train_idx], len(labels))
-    calib = X[val_idx] if len(val_idx) else X[train_idx]
-    threshold = ood.calibrate(ood.similarity(calib, centroids))
+    protos = ood.prototypes(X[train_idx], data.y[train_idx], len(labels), head_cfg.seed)
+    threshold = ood.calibrate(np.concatenate([ood.similarity(X[val_idx], protos), ood.leave_one_out(protos)]))
     if choice.mode == "head":
         metrics["learning_curves"] = learning_curves(X, data.y, train_idx, val_idx, labels,
                                                      HeadConfig(epochs=30, seed=head_cfg.seed))
@@ -234,7 +233,7 @@ def run_training(services: Services, ctx: JobContext) -> JobOutcome:
                    augment_views=choice.views, unknown_threshold=threshold,
                    total_seconds=round(time.perf_counter() - t0, 3),
                    config={"head": vars(head_cfg), "views": choice.views})
-    weights = checkpoint.pack(head_arch=head.arch(), head_state=head.state_dict(), centroids=centroids)
+    weights = checkpoint.pack(head_arch=head.arch(), head_state=head.state_dict(), prototypes=protos)
     with session_scope(services.session_factory) as s:
         project = crud.get_project(session=s, project_id=ctx.project_id)
         model = TrainedModel(

@@ -14,11 +14,11 @@ class CheckpointError(ValueError):
     """The stored weights are corrupt or of a format this version cannot read."""
 
 
-def pack(*, head_arch: dict, head_state: dict, centroids=None) -> bytes:
-    """The head, and the class centroids that "none of these" compares embeddings with."""
+def pack(*, head_arch: dict, head_state: dict, prototypes=None) -> bytes:
+    """The head, and the training embeddings that "none of these" compares new ones with."""
     buf = io.BytesIO()
     torch.save({"format_version": FORMAT_VERSION, "head_arch": head_arch, "head_state": head_state,
-                "centroids": None if centroids is None else torch.as_tensor(centroids)}, buf)
+                "prototypes": None if prototypes is None else torch.as_tensor(prototypes)}, buf)
     return buf.getvalue()
 
 

@@ -14,6 +14,7 @@ from torch import nn
 
 from app.ml.backbones import Backbone, Preprocessing
 from app.ml.head import Head
+from app.ml.ood import NEIGHBOURS
 from app.ml.preprocess import Normalize
 from app.ml.runtime import export_onnx
 
@@ -23,22 +24,27 @@ FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 class Classifier(nn.Module):
     """[0, 1] RGB NCHW in, class probabilities out: everything a downloaded model needs.
 
-    `similarity` gives the cosine similarity to the nearest class centroid, for "none of these".
+    `similarity` gives the mean cosine similarity to the nearest training embeddings (see ml/ood.py),
+    for "none of these".
     """
 
-    def __init__(self, backbone: Backbone, head: Head, prep: Preprocessing, centroids: torch.Tensor):
+    def __init__(self, backbone: Backbone, head: Head, prep: Preprocessing, prototypes: torch.Tensor):
         super().__init__()
         self.normalize = Normalize(prep.mean, prep.std)
         self.backbone = backbone
         self.head = head
-        self.register_buffer("centroids", centroids.float())
+        self.register_buffer("prototypes", prototypes.float())
+        self.k = max(1, min(NEIGHBOURS, len(prototypes)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.head(self.backbone(self.normalize(x))), dim=1)
 
     def similarity(self, x: torch.Tensor) -> torch.Tensor:
-        feats = nn.functional.normalize(self.backbone(self.normalize(x)), dim=1)
-        return (feats @ self.centroids.T).max(dim=1).values
+        return self.similarity_of(self.backbone(self.normalize(x)))
+
+    def similarity_of(self, feats: torch.Tensor) -> torch.Tensor:
+        sims = nn.functional.normalize(feats, dim=1) @ self.prototypes.T
+        return torch.topk(sims, self.k, dim=1).values.mean(dim=1)
 
 
 class _BothOutputs(nn.Module):
@@ -51,8 +57,7 @@ class _BothOutputs(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         c = self.classifier
         feats = c.backbone(c.normalize(x))
-        sim = (nn.functional.normalize(feats, dim=1) @ c.centroids.T).max(dim=1).values
-        return torch.softmax(c.head(feats), dim=1), sim
+        return torch.softmax(c.head(feats), dim=1), c.similarity_of(feats)
 
 
 def model_metadata(*, labels: list[str], prep: Preprocessing, backbone: str, model_id: int,
@@ -66,7 +71,8 @@ def model_metadata(*, labels: list[str], prep: Preprocessing, backbone: str, mod
         "input": f"float32 NCHW, RGB in [0, 1]; resize shorter side to {prep.input_size} (bilinear), "
                  f"center-crop {prep.input_size}x{prep.input_size}; normalisation is inside the model",
         "output": "class probabilities in the order of `labels`; ONNX: a second output `similarity` "
-                  "(TorchScript: the method `similarity`), the cosine similarity to the nearest class; "
+                  "(TorchScript: the method `similarity`), the mean cosine similarity to the 5 nearest "
+                  "training images; "
                   "below `unknown_threshold` the image is none of the classes",
         "backbone": backbone,
         "snapclass_model_id": str(model_id),

@@ -1,29 +1,52 @@
 """"None of these": how close an embedding is to what the model was trained on.
 
-The score is the cosine similarity to the nearest class centroid of the training embeddings. The
-threshold is calibrated on the validation embeddings so that about 95 % of real images of the
-known classes pass; below it the answer is "unknown" instead of a forced class.
+The score is the mean cosine similarity to the 5 nearest training embeddings (prototypes, up to
+256 per class). Measured on hymenoptera (val in, ImageNet-sample and CIFAR out): AUROC 0.993,
+against 0.983 for similarity to class centroids. The threshold is calibrated so that about 98 % of
+known images pass: on validation embeddings plus leave-one-out scores of the prototypes, since a
+small project's validation set alone gives a noisy quantile. Measured on all of hymenoptera/train:
+2.6 % of val photos are called unknown and 6.4 % of other photos pass; with 30 photos a class,
+about 10 % and 2 %: small projects get a stricter threshold, and the user can move it.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-DEFAULT_ACCEPT = 0.95
+DEFAULT_ACCEPT = 0.98
+NEIGHBOURS = 5
+PER_CLASS = 256
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
+def unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
-def class_centroids(X: np.ndarray, y: np.ndarray, num_classes: int) -> np.ndarray:
-    """(K, D) unit vectors: the mean direction of each class's training embeddings."""
-    unit = _unit(np.asarray(X, dtype=np.float32))
-    return _unit(np.stack([unit[y == k].mean(0) for k in range(num_classes)])).astype(np.float32)
+def prototypes(X: np.ndarray, y: np.ndarray, num_classes: int, seed: int = 0) -> np.ndarray:
+    """(M, D) unit vectors: the training embeddings, at most PER_CLASS of each class."""
+    rng = np.random.default_rng(seed)
+    keep = []
+    for k in range(num_classes):
+        idx = np.flatnonzero(y == k)
+        keep.append(rng.permutation(idx)[:PER_CLASS] if len(idx) > PER_CLASS else idx)
+    return unit(X[np.sort(np.concatenate(keep))])
 
 
-def similarity(X: np.ndarray, centroids: np.ndarray) -> np.ndarray:
-    return (_unit(np.asarray(X, dtype=np.float32)) @ centroids.T).max(1)
+def _top_mean(sims: np.ndarray, k: int) -> np.ndarray:
+    k = max(1, min(k, sims.shape[1]))
+    return np.sort(sims, axis=1)[:, -k:].mean(1)
+
+
+def similarity(X: np.ndarray, protos: np.ndarray, k: int = NEIGHBOURS) -> np.ndarray:
+    return _top_mean(unit(X) @ protos.T, k)
+
+
+def leave_one_out(protos: np.ndarray, k: int = NEIGHBOURS) -> np.ndarray:
+    """Each prototype's score against the others: how a new image of a known class would score."""
+    sims = protos @ protos.T
+    np.fill_diagonal(sims, -np.inf)
+    return _top_mean(sims, min(k, len(protos) - 1)) if len(protos) > 1 else np.zeros(len(protos))
 
 
 def calibrate(scores: np.ndarray, accept: float = DEFAULT_ACCEPT) -> float:

@@ -246,6 +246,13 @@ def test_live_page_predicts_and_a_correction_adds_a_frame(page: Page, api: httpx
     assert [bars.nth(i).get_attribute("data-label") for i in range(2)] == ["ants", "bees"]  # label order
     expect(page.get_by_test_id("live-top")).to_be_visible()
     expect(page.get_by_test_id("live-top")).to_have_attribute("data-label", re.compile(r"^(ants|bees)$"))
+    # The page shows the last answer (its top class, or "None of these" below the similarity threshold).
+    top = page.evaluate("""() => {
+        const top = document.querySelector('[data-testid=live-top]');
+        return { last: window.__liveStats.last, label: top.dataset.label, text: top.textContent };
+    }""")
+    assert top["label"] == top["last"]["predictions"][0]["label"]
+    assert ("None of these" in top["text"]) == bool(top["last"].get("unknown"))
     expect(page.get_by_test_id("live-version")).to_have_text("v1")
     expect(page.get_by_test_id("live-connection")).to_have_attribute("data-conn", "open")
     expect(page.get_by_test_id("live-pps")).to_have_text(re.compile(r"^\d+\.\d$"))

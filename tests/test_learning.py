@@ -1,0 +1,179 @@
+"""Issue 4 through the API: modes, evaluation, versions, base-model reuse and "none of these"."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from PIL import Image
+
+from tests.conftest import jpeg_bytes, make_client, make_project, photos, train, upload
+from tests.test_end_to_end import documented_input
+
+
+@pytest.fixture(scope="module")
+def ants_bees(tmp_path_factory, cache_dir):
+    """A small ants/bees project trained once in auto mode, shared by the read-only tests here."""
+    with make_client(tmp_path_factory.mktemp("learning"), cache_dir) as client:
+        pid, (ants, bees) = make_project(client, "small", ("ants", "bees"))
+        upload(client, ants, photos("hymenoptera", "train", "ants", limit=30))
+        upload(client, bees, photos("hymenoptera", "train", "bees", limit=30))
+        job = client.post(f"/api/projects/{pid}/train", json={"mode": "auto"}).json()
+        from tests.conftest import wait_job
+
+        job = wait_job(client, job["job_id"])
+        assert job["status"] == "succeeded", job
+        yield client, pid, job
+
+
+def test_auto_says_what_it_chose_and_why(ants_bees):
+    _, _, job = ants_bees
+    m = job["metrics"]
+    assert m["mode"] == "head" and m["device"] == "cpu"  # this CPU: augmented embeddings, not fine-tuning
+    assert "auto chose" in m["mode_reason"] and "augmented views" in m["mode_reason"]
+    assert m["augment_views"] == 4
+
+
+def test_evaluation_a_person_can_read(ants_bees):
+    client, pid, job = ants_bees
+    model = client.get(f"/api/models/{job['model_id']}").json()
+    m = model["metrics"]
+    assert m["labels"] == ["ants", "bees"]
+    assert m["n_val"] == len(m["val_predictions"]) > 0
+    cm = np.array(m["confusion"])
+    assert cm.sum() == m["n_val"] and np.trace(cm) / cm.sum() == pytest.approx(m["val_accuracy"])
+    # Each confusion cell can open its images: the rows behind cell (t, p) are exactly cm[t, p] many.
+    for t in range(2):
+        for p in range(2):
+            rows = [r for r in m["val_predictions"] if (r["true"], r["predicted"]) == (t, p)]
+            assert len(rows) == cm[t, p]
+            for r in rows[:2]:
+                assert client.get(f"/api/samples/{r['sample_id']}/thumbnail").status_code == 200
+    assert [c["label"] for c in m["per_class"]] == ["ants", "bees"]
+    losses = [r["loss"] for r in m["misclassified"]]
+    assert losses == sorted(losses, reverse=True) and all(r["true"] != r["predicted"] for r in m["misclassified"])
+    history = m["history"]
+    assert len(history) >= 10 and {"train_loss", "val_loss", "train_accuracy", "val_accuracy"} <= history[0].keys()
+    assert 1 <= m["best_epoch"] <= len(history)
+    curves = m["learning_curves"]
+    assert [p["fraction"] for p in curves["points"]] == [0.25, 0.5, 0.75, 1.0]
+    assert {a["label"] for a in curves["advice"]} == {"ants", "bees"}
+    assert all(a["text"].startswith(a["label"] + ":") for a in curves["advice"])
+    # The list endpoint stays light; `full=true` carries the rows.
+    listed = client.get(f"/api/projects/{pid}/models").json()[0]
+    assert "val_predictions" not in listed["metrics"] and "confusion" in listed["metrics"]
+    assert "val_predictions" in client.get(f"/api/projects/{pid}/models?full=true").json()[0]["metrics"]
+
+
+def _predict(client, pid, path, **params):
+    r = client.post(f"/api/projects/{pid}/predict", params=params, files={"file": (path.name, path.read_bytes())})
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_none_of_these_threshold(ants_bees, tmp_path):
+    client, pid, job = ants_bees
+    model = client.get(f"/api/models/{job['model_id']}").json()
+    threshold = model["unknown_threshold"]
+    assert threshold == model["unknown_threshold_calibrated"] and 0 < threshold < 1
+    known = [_predict(client, pid, p) for c in ("ants", "bees") for p in photos("hymenoptera", "val", c)[::4]]
+    # Calibrated to let ~98 % of known images through; a 60-photo project's estimate is rougher.
+    assert np.mean([k["unknown"] for k in known]) <= 0.2
+    assert all(k["label"] == ("unknown" if k["unknown"] else k["predictions"][0]["label"]) for k in known)
+    # Photos of other things: the ImageNet sample, whose classes are nearly all neither ants nor bees.
+    others = [_predict(client, pid, p) for p in photos("imagenet-sample-200")[::5] if p.suffix == ".JPEG"]
+    assert np.mean([o["unknown"] for o in others]) >= 0.8
+    grey = client.post(f"/api/projects/{pid}/predict", files={"file": ("g.jpg", jpeg_bytes((128, 128, 128)))}).json()
+    assert grey["unknown"] is True and grey["label"] == "unknown" and grey["similarity"] < threshold
+    assert len(grey["predictions"]) == 2  # the scores are still there
+
+    # Adjustable: per request, and stored on the model (then carried into downloads).
+    bee = next(p for p, k in zip(photos("hymenoptera", "val", "bees")[::4], known[-10:], strict=False)
+               if not k["unknown"])
+    assert _predict(client, pid, bee, unknown_threshold=0.999)["unknown"] is True
+    r = client.patch(f"/api/models/{job['model_id']}", json={"unknown_threshold": -1})
+    assert r.json()["unknown_threshold"] == -1
+    grey = client.post(f"/api/projects/{pid}/predict", files={"file": ("g.jpg", jpeg_bytes((128, 128, 128)))}).json()
+    assert grey["unknown"] is False
+    assert client.patch(f"/api/models/{job['model_id']}", json={"unknown_threshold": 2}).status_code == 422
+    client.patch(f"/api/models/{job['model_id']}", json={"reset_unknown_threshold": True})
+
+    served = _predict(client, pid, bee)
+    path = tmp_path / "m.onnx"
+    path.write_bytes(client.get(f"/api/projects/{pid}/model/download?format=onnx").content)
+    session = ort.InferenceSession(str(path))
+    meta = session.get_modelmeta().custom_metadata_map
+    assert json.loads(meta["unknown_threshold"]) == pytest.approx(threshold)
+    assert [o.name for o in session.get_outputs()] == ["probabilities", "similarity"]
+    probs, sim = session.run(None, {"input": documented_input(bee, int(meta["input_size"]))})
+    assert sim[0] == pytest.approx(served["similarity"], abs=0.02)
+    assert json.loads(meta["labels"])[int(probs[0].argmax())] == served["predictions"][0]["label"]
+
+
+def test_versions_compare_and_make_an_older_one_current(client):
+    pid, (a, b) = make_project(client, classes=("ants", "bees"))
+    upload(client, a, photos("hymenoptera", "train", "ants", limit=6))
+    upload(client, b, photos("hymenoptera", "train", "bees", limit=6))
+    v1 = train(client, pid, epochs=3)["model_id"]
+    v2 = train(client, pid, epochs=3)["model_id"]
+    models = client.get(f"/api/projects/{pid}/models").json()
+    assert [(m["id"], m["version"], m["is_current"]) for m in models] == [(v2, 2, True), (v1, 1, False)]
+    assert all("val_accuracy" in m["metrics"] for m in models)
+    assert client.delete(f"/api/models/{v2}").status_code == 409  # the current one
+    r = client.post(f"/api/projects/{pid}/models/{v1}/activate")
+    assert r.status_code == 200 and r.json()["is_current"]
+    assert client.get(f"/api/projects/{pid}").json()["model"]["id"] == v1
+    frame = photos("hymenoptera", "val", "ants", limit=1)[0]
+    assert client.post(f"/api/projects/{pid}/predict", files={"file": (frame.name, frame.read_bytes())}
+                       ).json()["model_id"] == v1
+    assert client.delete(f"/api/models/{v2}").status_code == 204
+    assert [m["id"] for m in client.get(f"/api/projects/{pid}/models").json()] == [v1]
+    other, _ = make_project(client, "other")
+    assert client.post(f"/api/projects/{other}/models/{v1}/activate").status_code == 404
+
+
+def test_finetune_then_start_another_project_from_it(tmp_path, cache_dir):
+    with make_client(tmp_path / "data", cache_dir) as client:
+        pid, (a, b) = make_project(client, "model A", ("ants", "bees"))
+        upload(client, a, photos("hymenoptera", "train", "ants", limit=8))
+        upload(client, b, photos("hymenoptera", "train", "bees", limit=8))
+        job = train(client, pid, mode="finetune", epochs=3, finetune_epochs=1, unfreeze=1)
+        assert job["status"] == "succeeded", job
+        m = job["metrics"]
+        assert m["mode"] == "finetune" and "fine-tuning was asked for" in m["mode_reason"]
+        assert [h["phase"] for h in m["history"]] == ["head"] * 3 + ["finetune"]
+        model = client.get(f"/api/models/{job['model_id']}").json()
+        assert model["mode"] == "finetune" and model["features"].startswith("efficientnet_lite0@")
+        bee = photos("hymenoptera", "val", "bees", limit=1)[0]
+        served = client.post(f"/api/projects/{pid}/predict", files={"file": (bee.name, bee.read_bytes())}).json()
+        path = tmp_path / "a.onnx"
+        path.write_bytes(client.get(f"/api/projects/{pid}/model/download?format=onnx").content)
+        session = ort.InferenceSession(str(path))
+        probs = session.run(None, {"input": documented_input(bee, 288)})[0][0]
+        assert float(probs.max()) == pytest.approx(served["predictions"][0]["score"], abs=0.05)
+
+        # Model A -> model B: the new project embeds with A's fine-tuned backbone.
+        r = client.post("/api/projects", json={"name": "model B", "base_model_id": job["model_id"]})
+        assert r.status_code == 201 and r.json()["base_model_id"] == job["model_id"]
+        pid_b = r.json()["id"]
+        c1 = client.post(f"/api/projects/{pid_b}/classes", json={"name": "bee"}).json()["id"]
+        c2 = client.post(f"/api/projects/{pid_b}/classes", json={"name": "ant"}).json()["id"]
+        upload(client, c1, photos("hymenoptera", "val", "bees", limit=5))
+        upload(client, c2, photos("hymenoptera", "val", "ants", limit=5))
+        job_b = train(client, pid_b, epochs=3)
+        assert job_b["status"] == "succeeded", job_b
+        model_b = client.get(f"/api/models/{job_b['model_id']}").json()
+        assert model_b["features"] == model["features"]
+        assert client.post("/api/projects", json={"name": "x", "base_model_id": 999}).status_code == 422
+        # Deleting project A keeps B working: the backbone is still referenced by B.
+        assert client.delete(f"/api/projects/{pid}").status_code == 204
+    with make_client(tmp_path / "data", cache_dir / "fresh") as client:  # no cached graph: from SQLite
+        r = client.post(f"/api/projects/{pid_b}/predict", files={"file": (bee.name, bee.read_bytes())})
+        assert r.status_code == 200 and r.json()["model_id"] == job_b["model_id"]
+
+
+def test_grey_card_helper_is_really_grey():
+    img = Image.open(__import__("io").BytesIO(jpeg_bytes((128, 128, 128))))
+    assert img.getpixel((5, 5))[0] in range(120, 136)
