@@ -43,6 +43,15 @@ def project_page(project_id: int, request: Request, session: SessionDep, service
         "device": services.device})
 
 
+@router.get("/projects/{project_id}/models", response_class=HTMLResponse)
+def models_page(project_id: int, request: Request, session: SessionDep, services: ServicesDep):
+    """Model versions and the evaluation of each; the data comes from /api/projects/{id}/models."""
+    project = project_detail(session, crud.get_project(session=session, project_id=project_id))
+    return templates.TemplateResponse(request, "models.html", {
+        "project": project, "project_json": project.model_dump(mode="json"), "backbone": _backbone(project.backbone),
+        "device": services.device})
+
+
 @router.get("/projects/{project_id}/live", response_class=HTMLResponse)
 def live_page(project_id: int, request: Request, session: SessionDep, services: ServicesDep):
     """The webcam live test: frames go over the WebSocket at /api/projects/{id}/live."""

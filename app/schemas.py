@@ -118,6 +118,9 @@ class TrainRequest(BaseModel):
     mode: Literal["auto", "head", "finetune"] = Field(
         default="auto", description="head: frozen backbone, cached embeddings; finetune: head, then the last "
         "blocks unfrozen at a lower learning rate with augmentation; auto: picks by device, data and time")
+    recipe: Literal["snapclass", "teachable-machine"] | None = Field(
+        default=None, description="head recipe: snapclass's (default) or Teachable Machine's (Dense 100 + ReLU + "
+        "Dense K, Adam 1e-3, batch 16, 50 epochs)")
     epochs: int | None = Field(default=None, ge=1, le=500, description="head epochs")
     batch_size: int | None = Field(default=None, ge=1, le=1024)
     learning_rate: float | None = Field(default=None, gt=0, le=1, description="head learning rate")

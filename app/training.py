@@ -52,9 +52,11 @@ def _override(cfg, params: dict, names: tuple[str, ...]):
 
 
 def head_config(params: dict, recipe: str) -> HeadConfig:
-    """Teachable Machine's recipe, or ours: a wider head with dropout and label smoothing."""
+    """Teachable Machine's recipe, or ours: large batches (a retrain of 720 embeddings takes well under
+    a second, where batches of 16 take several), dropout and label smoothing. Measured on hymenoptera
+    and cifar10-mini it matches or beats the Teachable-Machine recipe (bench/accuracy.py)."""
     cfg = HeadConfig() if recipe == "teachable-machine" else HeadConfig(
-        hidden=256, dropout=0.3, label_smoothing=0.1, epochs=60)
+        hidden=128, dropout=0.3, label_smoothing=0.1, epochs=60, batch_size=128, learning_rate=3e-3)
     return _override(cfg, params, ("epochs", "batch_size", "learning_rate", "hidden", "dropout", "weight_decay",
                                    "label_smoothing", "seed"))
 
@@ -166,7 +168,7 @@ def run_training(services: Services, ctx: JobContext) -> JobOutcome:
     params = ctx.params
     choice = plan.choose(params.get("mode", "auto"), device=services.device, n_images=len(data.ids),
                          finetune_epochs=finetune_config(params).epochs, budget_s=AUTO_BUDGET_S,
-                         views=params.get("augment_views"))
+                         views=params.get("augment_views"), recipe=params.get("recipe"))
     ctx.notes.update(mode=choice.mode, mode_reason=choice.reason, recipe=choice.recipe, device=services.device)
     ctx.progress(0.0, choice.reason, force=True)
     stages = Stages(ctx, {"extract": 3.0, "views": 1.5 * choice.views, "head": 0.7,

@@ -3,7 +3,7 @@
 Each row is a fresh project on a real server (`python -m app serve`), so its wall time is a cold
 job: extraction included. Accuracy is measured through POST /predict on the held-out photos.
 
-    .venv/bin/python -m bench.accuracy [--modes head,auto,finetune] [--datasets hymenoptera,cifar10-mini]
+    .venv/bin/python -m bench.accuracy [--modes tm,head,auto,finetune] [--datasets hymenoptera,cifar10-mini]
 """
 
 from __future__ import annotations
@@ -17,7 +17,10 @@ import numpy as np
 from bench.common import DATASETS, machine, photos, project_with_classes, server, wait_job
 
 SPLITS = {"hymenoptera": ("train", "val"), "cifar10-mini": ("train", "test")}
-LABEL = {"head": "Teachable-Machine recipe (head mode)", "auto": "snapclass auto", "finetune": "snapclass finetune"}
+LABEL = {"tm": "Teachable-Machine recipe (frozen embeddings)", "head": "snapclass head",
+         "auto": "snapclass auto", "finetune": "snapclass finetune"}
+BODY = {"tm": {"mode": "head", "recipe": "teachable-machine"}, "head": {"mode": "head"}, "auto": {"mode": "auto"},
+        "finetune": {"mode": "finetune"}}
 
 
 def run(client: httpx.Client, dataset: str, mode: str) -> dict:
@@ -25,7 +28,7 @@ def run(client: httpx.Client, dataset: str, mode: str) -> dict:
     classes = sorted(p.name for p in (DATASETS / dataset / train_split).iterdir())
     pid, _ = project_with_classes(client, f"{dataset} {mode}", {c: photos(dataset, train_split, c) for c in classes})
     start = time.perf_counter()
-    job = wait_job(client, client.post(f"/api/projects/{pid}/train", json={"mode": mode}).json()["job_id"])
+    job = wait_job(client, client.post(f"/api/projects/{pid}/train", json=BODY[mode]).json()["job_id"])
     seconds = time.perf_counter() - start
     assert job["status"] == "succeeded", job
     right = []
@@ -39,7 +42,7 @@ def run(client: httpx.Client, dataset: str, mode: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--modes", default="head,auto,finetune")
+    parser.add_argument("--modes", default="tm,head,auto,finetune")
     parser.add_argument("--datasets", default="hymenoptera,cifar10-mini")
     args = parser.parse_args()
     rows = []
@@ -58,9 +61,9 @@ def main() -> None:
         print(f"| {dataset} ({SPLITS[dataset][0]} -> {SPLITS[dataset][1]}) | {LABEL[mode]} | {r['accuracy']:.3f} "
               f"| {r['seconds']:.0f} s |")
     for dataset in dict.fromkeys(d for d, _, _ in rows):
-        base = next((r for d, m, r in rows if d == dataset and m == "head"), None)
+        base = next((r for d, m, r in rows if d == dataset and m == "tm"), None)
         for d, mode, r in rows:
-            if d == dataset and base and mode != "head":
+            if d == dataset and base and mode != "tm":
                 print(f"{dataset}: {mode} vs TM recipe: accuracy {r['accuracy'] - base['accuracy']:+.3f}, "
                       f"time x{r['seconds'] / base['seconds']:.1f}")
 

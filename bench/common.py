@@ -69,8 +69,7 @@ def server(data_dir: Path | None = None, env: dict | None = None):
 def upload(client: httpx.Client, class_id: int, paths: list[Path], chunk: int = 64) -> None:
     for i in range(0, len(paths), chunk):
         files = [("files", (p.name, p.read_bytes())) for p in paths[i:i + chunk]]
-        r = client.post(f"/api/classes/{class_id}/samples", files=files)
-        r.raise_for_status()
+        ok(client.post(f"/api/classes/{class_id}/samples", files=files))
 
 
 def wait_job(client: httpx.Client, job_id: int, timeout: float = 1800) -> dict:
@@ -83,10 +82,16 @@ def wait_job(client: httpx.Client, job_id: int, timeout: float = 1800) -> dict:
     raise TimeoutError(job_id)
 
 
+def ok(response: httpx.Response) -> dict:
+    if response.status_code >= 400:
+        raise RuntimeError(f"{response.request.method} {response.request.url}: {response.status_code} {response.text}")
+    return response.json()
+
+
 def project_with_classes(client: httpx.Client, name: str, classes: dict[str, list[Path]]) -> tuple[int, dict]:
-    pid = client.post("/api/projects", json={"name": name}).json()["id"]
+    pid = ok(client.post("/api/projects", json={"name": name}))["id"]
     ids = {}
     for label, paths in classes.items():
-        ids[label] = client.post(f"/api/projects/{pid}/classes", json={"name": label}).json()["id"]
+        ids[label] = ok(client.post(f"/api/projects/{pid}/classes", json={"name": label}))["id"]
         upload(client, ids[label], paths)
     return pid, ids

@@ -31,9 +31,8 @@ def ants_bees(tmp_path_factory, cache_dir):
 def test_auto_says_what_it_chose_and_why(ants_bees):
     _, _, job = ants_bees
     m = job["metrics"]
-    assert m["mode"] == "head" and m["device"] == "cpu"  # this CPU: augmented embeddings, not fine-tuning
-    assert "auto chose" in m["mode_reason"] and "augmented views" in m["mode_reason"]
-    assert m["augment_views"] == 4
+    assert m["mode"] == "head" and m["device"] == "cpu" and m["recipe"] == "snapclass"
+    assert "auto chose the frozen backbone" in m["mode_reason"] and "fine-tuning 60 images" in m["mode_reason"]
 
 
 def test_evaluation_a_person_can_read(ants_bees):

@@ -19,23 +19,26 @@ class Plan:
 
 
 def choose(requested: str, *, device: str, n_images: int, finetune_epochs: int, budget_s: float,
-           views: int | None = None) -> Plan:
+           views: int | None = None, recipe: str | None = None) -> Plan:
     on_gpu = device.startswith("cuda")
     if requested == "head":
-        return Plan("head", views or 0, "head mode was asked for: a new head on the frozen backbone's "
-                    "cached embeddings", "teachable-machine" if not views else "snapclass")
+        recipe = recipe or "snapclass"
+        what = "Teachable Machine's head recipe" if recipe == "teachable-machine" else "snapclass's head recipe"
+        return Plan("head", views or 0, f"head mode was asked for: {what} on the frozen backbone's cached "
+                    "embeddings", recipe)
     if requested == "finetune":
         return Plan("finetune", 0, "fine-tuning was asked for: head first, then the last blocks unfrozen "
                     "at a lower learning rate, with augmentation", "snapclass")
     rate = GPU_FINETUNE_IMAGES_PER_SECOND if on_gpu else CPU_FINETUNE_IMAGES_PER_SECOND
     estimate = n_images * finetune_epochs / rate
     if on_gpu and estimate <= budget_s:
-        return Plan("finetune", 0, f"auto chose fine-tuning: a GPU ({device}) does {finetune_epochs} epochs "
-                    f"on {n_images} images in about {estimate:.0f} s, within the {budget_s:.0f} s budget",
+        return Plan("finetune", 0, f"auto chose fine-tuning: {device} does {finetune_epochs} epochs on "
+                    f"{n_images} images in about {estimate:.0f} s, within the {budget_s:.0f} s budget",
                     "snapclass")
     where = "on this CPU" if not on_gpu else f"even on {device}"
-    n_views = 4 if views is None else views
-    return Plan("head", n_views, f"auto chose the frozen backbone with {n_views} augmented views per image: "
-                f"fine-tuning {n_images} images for {finetune_epochs} epochs would take about "
-                f"{estimate / 60:.0f} min {where} (budget {budget_s / 60:.0f} min), while augmented "
-                f"embeddings, dropout and label smoothing give most of its gain in seconds", "snapclass")
+    budget_note = (f"beyond the {budget_s / 60:.0f} min that auto allows itself" if estimate > budget_s else
+                   "and on a CPU it has not beaten the frozen backbone in bench/accuracy.py")
+    return Plan("head", views or 0, f"auto chose the frozen backbone with snapclass's head (large batches, "
+                f"dropout, label smoothing, best epoch kept), which trains in seconds: fine-tuning {n_images} "
+                f"images for {finetune_epochs} epochs would take about {estimate / 60:.1f} min {where}, "
+                f"{budget_note}", "snapclass")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -57,6 +58,23 @@ def train_head(X: np.ndarray, y: np.ndarray, train_idx: np.ndarray, val_idx: np.
 
     Ties go to the lower validation loss. Without a validation set the last epoch is kept.
     """
+    with single_thread():
+        return _train_head(X, y, train_idx, val_idx, num_classes, cfg, on_progress, should_stop)
+
+
+@contextmanager
+def single_thread():
+    """Matrices this small gain nothing from a thread pool, and a pool stalls badly whenever another
+    process holds the cores (a 3 s head took 30-300 s under load; on one thread, 3-4 s)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _train_head(X, y, train_idx, val_idx, num_classes, cfg, on_progress, should_stop) -> HeadResult:
     start = time.perf_counter()
     gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)

@@ -27,9 +27,14 @@ def api(server):
         yield client
 
 
+def created(response: httpx.Response) -> int:
+    assert response.status_code == 201, f"{response.status_code} {response.text}"
+    return response.json()["id"]
+
+
 def make_project(api: httpx.Client, name: str, classes=("ants", "bees")) -> tuple[int, dict[str, int]]:
-    pid = api.post("/api/projects", json={"name": name}).json()["id"]
-    ids = {c: api.post(f"/api/projects/{pid}/classes", json={"name": c}).json()["id"] for c in classes}
+    pid = created(api.post("/api/projects", json={"name": name}))
+    ids = {c: created(api.post(f"/api/projects/{pid}/classes", json={"name": c})) for c in classes}
     return pid, ids
 
 
@@ -296,9 +301,55 @@ def test_live_page_predicts_and_a_correction_adds_a_frame(page: Page, api: httpx
     expect(page.locator("[data-testid=toast][data-kind=error]")).to_have_count(0)
 
 
-def test_live_page_on_a_phone(phone_page: Page, api: httpx.Client, hymenoptera: Path, tmp_path: Path):
+@pytest.fixture(scope="module")
+def small_trained(server: str, hymenoptera: Path) -> int:
+    """A small trained project that the tests below only read."""
+    with httpx.Client(base_url=server, timeout=120) as client:
+        return trained_project(client, hymenoptera, "Live, small", per_class=4)[0]
+
+
+def test_live_page_reconnects_when_the_socket_closes(page: Page, small_trained: int):
+    connections = []
+
+    def route(ws):
+        server = ws.connect_to_server()
+        connections.append(ws)
+        if len(connections) > 1:
+            return
+        answers = []
+
+        def from_server(message):  # the first connection drops after 5 answers
+            answers.append(message)
+            ws.send(message)
+            if len(answers) == 5:
+                ws.close()
+
+        server.on_message(from_server)
+
+    page.route_web_socket(re.compile(r"/api/projects/\d+/live$"), route)
+    page.goto(f"/projects/{small_trained}/live")
+    page.wait_for_function("() => window.__liveStats.frames >= 12", timeout=30_000)
+    assert len(connections) == 2
+    expect(page.get_by_test_id("live-connection")).to_have_attribute("data-conn", "open")
+    assert page.evaluate("() => window.__liveStats.errors") == 0
+
+    # Pause stops sending frames (the one in flight still gets its answer); Resume goes on.
+    pause = page.get_by_test_id("live-pause")
+    pause.click()
+    expect(pause).to_have_attribute("aria-pressed", "true")
+    expect(pause).to_have_text("Resume")
+    page.wait_for_timeout(500)
+    paused_at = page.evaluate("() => window.__liveStats.frames")
+    page.wait_for_timeout(1000)
+    assert page.evaluate("() => window.__liveStats.frames") == paused_at
+    pause.click()
+    expect(pause).to_have_text("Pause")
+    page.wait_for_function(f"() => window.__liveStats.frames >= {paused_at + 3}", timeout=30_000)
+
+
+def test_live_page_on_a_phone(phone_page: Page, small_trained: int, tmp_path: Path):
     page = phone_page
-    pid, _ = trained_project(api, hymenoptera, "Live on a phone", per_class=4)
+    pid = small_trained
     page.goto(f"/projects/{pid}/live")
     page.wait_for_function("() => window.__liveStats.frames >= 5", timeout=30_000)
     width = page.evaluate("() => document.documentElement.scrollWidth")

@@ -1,0 +1,214 @@
+"""The models page in a real browser: versions, evaluation, the photos behind the confusion matrix,
+making a version current, refusing to delete the current one, and the "none of these" threshold."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
+from playwright.sync_api import Page, expect  # noqa: E402
+
+PER_CLASS = 12
+TRAIN_TIMEOUT_S = 180
+
+
+@pytest.fixture(scope="module")
+def api(server):
+    with httpx.Client(base_url=server, timeout=120) as client:
+        yield client
+
+
+def created(response: httpx.Response) -> int:
+    assert response.status_code == 201, f"{response.status_code} {response.text}"
+    return response.json()["id"]
+
+
+def train(api: httpx.Client, pid: int) -> None:
+    r = api.post(f"/api/projects/{pid}/train", json={"mode": "head", "epochs": 5})
+    assert r.status_code == 202, r.text
+    job_id, deadline = r.json()["job_id"], time.monotonic() + TRAIN_TIMEOUT_S
+    while (job := api.get(f"/api/jobs/{job_id}").json())["status"] in ("queued", "running"):
+        assert time.monotonic() < deadline, f"job {job_id} did not finish: {job}"
+        time.sleep(0.2)
+    assert job["status"] == "succeeded", job
+
+
+@pytest.fixture(scope="module")
+def two_versions(api: httpx.Client, hymenoptera: Path) -> dict:
+    """A project trained twice (head mode, 5 epochs): v2 is current, v1 the older version."""
+    pid = created(api.post("/api/projects", json={"name": "Versions"}))
+    for label in ("ants", "bees"):
+        cid = created(api.post(f"/api/projects/{pid}/classes", json={"name": label}))
+        paths = sorted((hymenoptera / "train" / label).glob("*.jpg"))[:PER_CLASS]
+        r = api.post(f"/api/classes/{cid}/samples", files=[("files", (p.name, p.read_bytes())) for p in paths])
+        assert r.status_code == 201, r.text
+    train(api, pid)
+    train(api, pid)
+    models = api.get(f"/api/projects/{pid}/models").json()
+    assert [m["version"] for m in models] == [2, 1]
+    return {"pid": pid, "v2": models[0], "v1": models[1]}
+
+
+def row(page: Page, version: int):
+    return page.locator(f"[data-testid=version-row][data-version='{version}']")
+
+
+def error_toast(page: Page):
+    return page.locator("[data-testid=toast][data-kind=error]")
+
+
+def open_models(page: Page, pid: int) -> None:
+    page.goto(f"/projects/{pid}/models")
+    expect(page.get_by_test_id("models-page")).to_have_attribute("data-state", "ready")
+
+
+def test_versions_evaluation_and_threshold(page: Page, api: httpx.Client, two_versions: dict):
+    pid, v1, v2 = two_versions["pid"], two_versions["v1"], two_versions["v2"]
+
+    # The project page links here.
+    page.goto(f"/projects/{pid}")
+    page.get_by_test_id("models-link").click()
+    page.wait_for_url(re.compile(rf"/projects/{pid}/models"))
+    expect(page.get_by_test_id("models-page")).to_have_attribute("data-state", "ready")
+
+    # Both versions, newest first, with their accuracies; v2 is current.
+    rows = page.get_by_test_id("version-row")
+    expect(rows).to_have_count(2)
+    assert [r.get_attribute("data-version") for r in rows.all()] == ["2", "1"]
+    for model in (v1, v2):
+        r = row(page, model["version"])
+        expect(r.get_by_test_id("row-val-accuracy")).to_have_text(f"{model['metrics']['val_accuracy'] * 100:.1f}%")
+        expect(r.get_by_test_id("row-train-accuracy")).to_have_text(
+            f"{model['metrics']['train_accuracy'] * 100:.1f}%")
+    expect(row(page, 2).get_by_test_id("current-badge")).to_be_visible()
+    expect(row(page, 1).get_by_test_id("current-badge")).to_be_hidden()
+    expect(row(page, 2).get_by_test_id("make-current")).to_be_hidden()
+
+    # The current version's evaluation is shown first.
+    report = page.get_by_test_id("evaluation")
+    expect(report).to_have_attribute("data-model-id", str(v2["id"]))
+    expect(page.get_by_test_id("eval-version")).to_have_text("v2")
+    expect(page.get_by_test_id("mode-reason")).to_contain_text(re.compile("head mode was asked for", re.I))
+    full = api.get(f"/api/models/{v2['id']}").json()
+    n_val = full["metrics"]["n_val"]
+    assert n_val > 0
+    expect(page.get_by_test_id("eval-counts")).to_have_text(f"{full['metrics']['n_train']} / {n_val}")
+    expect(page.get_by_test_id("class-accuracy")).to_have_count(2)
+
+    # Confusion matrix: its cells add up to the validation set; a cell opens its photos.
+    cells = page.get_by_test_id("cm-cell")
+    expect(cells).to_have_count(4)
+    counts = [int(c.get_attribute("data-count")) for c in cells.all()]
+    assert sum(counts) == n_val
+    expect(page.get_by_test_id("cm-total")).to_have_attribute("data-total", str(n_val))
+    cell = page.locator("button[data-testid=cm-cell]").first
+    want = int(cell.get_attribute("data-count"))
+    assert want > 0
+    cell.click()
+    expect(cell).to_have_attribute("aria-pressed", "true")
+    thumbs = page.get_by_test_id("cell-images").get_by_test_id("eval-thumb")
+    expect(thumbs).to_have_count(want)
+    t, p = int(cell.get_attribute("data-true")), int(cell.get_attribute("data-predicted"))
+    expected_ids = sorted(r["sample_id"] for r in full["metrics"]["val_predictions"]
+                          if r["true"] == t and r["predicted"] == p)
+    assert sorted(int(x.get_attribute("data-sample-id")) for x in thumbs.all()) == expected_ids
+    page.wait_for_function("""() => [...document.querySelectorAll('[data-testid=cell-images] img')]
+        .every(img => img.complete && img.naturalWidth > 0)""")
+    thumbs.first.get_by_role("button").click()
+    dialog = page.get_by_test_id("image-dialog")
+    expect(dialog).to_be_visible()
+    page.wait_for_function("""() => { const img = document.querySelector('#image-dialog img');
+        return img.complete && img.naturalWidth > 0; }""")
+    page.get_by_test_id("image-dialog-close").click()
+    expect(dialog).to_be_hidden()
+
+    # Loss and accuracy per epoch are drawn, with training and validation lines; learning curves too.
+    for chart in ("loss-chart", "accuracy-chart"):
+        svg = page.get_by_test_id(chart).locator("svg")
+        expect(svg).to_have_attribute("role", "img")
+        expect(svg.locator("path.chart-line")).to_have_count(2)
+        assert len(svg.locator("circle.chart-dot").all()) == 2 * len(full["metrics"]["history"])
+    expect(page.get_by_test_id("curves-chart").locator("path.chart-line")).to_have_count(3)  # 2 classes + all
+    expect(page.get_by_test_id("advice").locator("li")).to_have_count(2)
+
+    # Two versions side by side.
+    row(page, 2).get_by_test_id("compare-check").check()
+    row(page, 1).get_by_test_id("compare-check").check()
+    compare = page.get_by_test_id("compare-panel")
+    expect(compare).to_be_visible()
+    expect(compare.locator("thead")).to_contain_text("v2")
+    expect(compare.locator("thead")).to_contain_text("v1")
+    expect(compare.get_by_role("row", name=re.compile("^ants"))).to_have_count(1)
+
+    # Make v1 current through the page; the API agrees.
+    row(page, 1).get_by_test_id("make-current").click()
+    expect(row(page, 1).get_by_test_id("current-badge")).to_be_visible()
+    expect(row(page, 2).get_by_test_id("current-badge")).to_be_hidden()
+    assert api.get(f"/api/projects/{pid}").json()["model"]["id"] == v1["id"]
+
+    # Deleting the current version is refused, in words; nothing is deleted.
+    row(page, 1).get_by_test_id("delete-version").click()
+    expect(page.get_by_test_id("confirm-dialog")).to_contain_text("Delete model v1?")
+    page.get_by_test_id("confirm-ok").click()
+    expect(error_toast(page).last).to_contain_text("current model; make another version current first")
+    expect(page.get_by_test_id("version-row")).to_have_count(2)
+    assert len(api.get(f"/api/projects/{pid}/models").json()) == 2
+
+    # "None of these": moving the slider saves the threshold of the version shown (v2).
+    slider = page.get_by_test_id("threshold-slider")
+    before = float(slider.input_value())
+    slider.focus()
+    for _ in range(3):
+        slider.press("ArrowRight")
+    moved = float(slider.input_value())
+    assert moved == pytest.approx(before + 0.03, abs=1e-6)
+    expect(page.get_by_test_id("threshold-value")).to_have_text(f"{moved:.2f}")
+    expect(page.get_by_test_id("threshold-status")).to_contain_text("Saved")
+    assert api.get(f"/api/models/{v2['id']}").json()["unknown_threshold"] == pytest.approx(moved, abs=1e-6)
+    page.reload()
+    expect(page.get_by_test_id("evaluation")).to_have_attribute("data-model-id", str(v2["id"]))
+    expect(page.get_by_test_id("threshold-value")).to_have_text(f"{moved:.2f}")
+    page.get_by_test_id("threshold-reset").click()
+    expect(page.get_by_test_id("threshold-status")).to_contain_text("Saved")
+    back = api.get(f"/api/models/{v2['id']}").json()
+    assert back["unknown_threshold"] == pytest.approx(back["unknown_threshold_calibrated"])
+    expect(page.get_by_test_id("threshold-reset")).to_be_disabled()
+
+    # An older version that is not current can be deleted; the page then shows the current one.
+    row(page, 2).get_by_test_id("delete-version").click()
+    page.get_by_test_id("confirm-ok").click()
+    expect(page.get_by_test_id("version-row")).to_have_count(1)
+    expect(page.get_by_test_id("evaluation")).to_have_attribute("data-model-id", str(v1["id"]))
+    assert [m["id"] for m in api.get(f"/api/projects/{pid}/models").json()] == [v1["id"]]
+    expect(error_toast(page)).to_have_count(0)
+
+
+def test_phone_layout(phone_page: Page, two_versions: dict):
+    page = phone_page
+    open_models(page, two_versions["pid"])
+    expect(page.get_by_test_id("evaluation")).to_be_visible()
+    expect(page.get_by_test_id("cm-cell").first).to_be_visible()
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= 390, f"the page scrolls sideways on a phone ({width}px wide)"
+    # One column: the panels stack.
+    per_class = page.get_by_role("heading", name="Accuracy per class").bounding_box()
+    matrix = page.get_by_role("heading", name="Confusion matrix").bounding_box()
+    assert matrix["y"] > per_class["y"] and abs(matrix["x"] - per_class["x"]) < 2
+    svg = page.get_by_test_id("loss-chart").locator("svg")
+    assert float(svg.get_attribute("width")) <= 390
+
+
+def test_empty_state(page: Page, api: httpx.Client):
+    pid = created(api.post("/api/projects", json={"name": "Untrained"}))
+    page.goto(f"/projects/{pid}/models")
+    expect(page.get_by_test_id("models-page")).to_have_attribute("data-state", "empty")
+    expect(page.get_by_test_id("models-empty")).to_be_visible()
+    expect(page.get_by_test_id("versions")).to_be_hidden()
+    expect(page.get_by_test_id("evaluation")).to_be_hidden()
+    page.get_by_test_id("empty-back").click()
+    page.wait_for_url(re.compile(rf"/projects/{pid}$"))
