@@ -19,6 +19,9 @@ class Settings(BaseSettings):
     cache_path: Path | None = Field(default=None, validation_alias=AliasChoices("SNAPCLASS_CACHE_DIR"))
     # "auto" picks cuda:0 when PyTorch sees a GPU, else cpu.
     device: str = "auto"
+    # The worker's runtime: "auto" is PyTorch on CUDA and ONNX Runtime on the CPU; "torch" forces the
+    # CUDA code path (channels-last PyTorch) on whatever device, so it can be tested without a GPU.
+    worker_runtime: str = "auto"
     default_backbone: str = "efficientnet_lite0"
 
     max_upload_bytes: int = 25 * 1024 * 1024

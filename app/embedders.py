@@ -29,8 +29,9 @@ class EmbedderPool:
     belongs to the worker thread; the worker asks for `for_worker`, on its device.
     """
 
-    def __init__(self, cache_dir: Path, device: str, load_state: StateLoader):
+    def __init__(self, cache_dir: Path, device: str, load_state: StateLoader, worker_runtime: str = "auto"):
         self.cache_dir, self.device, self.load_state = cache_dir, device, load_state
+        self.worker_torch = device.startswith("cuda") or worker_runtime == "torch"
         self._lock = threading.RLock()
         self._backbones: dict[str, Backbone] = {}
         self._cpu: dict[str, Embedder] = {}
@@ -71,7 +72,7 @@ class EmbedderPool:
             return self._cpu[features]
 
     def for_worker(self, features: str) -> Embedder:
-        if not self.device.startswith("cuda"):
+        if not self.worker_torch:
             return self.cpu(features)
         with self._lock:
             if features not in self._device:

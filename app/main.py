@@ -51,7 +51,8 @@ def build_services(settings: Settings) -> Services:
 
     services = Services(settings=settings, engine=engine, session_factory=factory,
                         store=ImageStore(settings.images_dir),
-                        embedders=EmbedderPool(settings.cache_dir, device, load_state), device=device)
+                        embedders=EmbedderPool(settings.cache_dir, device, load_state, settings.worker_runtime),
+                        device=device)
     services.models = ModelCache(services.session_factory, services.embedders)
     services.worker = Worker(services.session_factory, {"train": make_train_handler(services)})
     return services

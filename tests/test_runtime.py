@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import numpy as np
 from PIL import Image
 
@@ -27,3 +29,33 @@ def test_onnxruntime_and_torch_give_the_same_embeddings(tmp_path):
     assert np.abs(ours - theirs).max() < ATOL
     cos = (ours * theirs).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(theirs, axis=1)
     assert cos.min() > 0.99999
+
+
+def test_the_gpu_code_path_runs_on_the_cpu_and_agrees_with_onnxruntime(tmp_path, cache_dir):
+    """No GPU here: worker_runtime=torch runs the worker's CUDA path (PyTorch, channels-last) on the CPU."""
+    from fastapi.testclient import TestClient
+
+    from app.config import Settings
+    from app.main import create_app
+    from tests.conftest import make_project, train, upload
+
+    settings = Settings(data_dir=tmp_path / "data", cache_path=cache_dir, worker_runtime="torch")
+    with TestClient(create_app(settings)) as client:
+        pid, (a, b) = make_project(client, classes=("ants", "bees"))
+        upload(client, a, photos("hymenoptera", "train", "ants", limit=6))
+        upload(client, b, photos("hymenoptera", "train", "bees", limit=6))
+        job = train(client, pid, epochs=3)
+        assert job["status"] == "succeeded" and job["metrics"]["extract_runtime"] == "torch"
+        # Extraction ran in PyTorch; prediction runs in ONNX Runtime: the same embeddings either way.
+        services = client.app.state.services
+        with sqlite3.connect(settings.data_dir / "snapclass.db") as conn:
+            rows = conn.execute("SELECT s.key, e.vector FROM embeddings e JOIN samples s ON s.id = e.sample_id "
+                                "LIMIT 4").fetchall()
+        size = get_spec("efficientnet_lite0").preprocessing.input_size
+        pixels = np.stack([prepare(Image.open(services.store.path(key, "work")).convert("RGB"), size)
+                           for key, _ in rows])
+        by_ort = services.embedders.cpu("efficientnet_lite0")(to_input(pixels))
+        by_torch = np.stack([np.frombuffer(vec, dtype="<f4") for _, vec in rows])
+        assert np.abs(by_ort - by_torch).max() < ATOL
+        job = train(client, pid, mode="finetune", epochs=2, finetune_epochs=1, unfreeze=1)
+        assert job["status"] == "succeeded" and job["metrics"]["mode"] == "finetune"

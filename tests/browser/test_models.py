@@ -168,7 +168,7 @@ def test_versions_evaluation_and_threshold(page: Page, api: httpx.Client, two_ve
     moved = float(slider.input_value())
     assert moved == pytest.approx(before + 0.03, abs=1e-6)
     expect(page.get_by_test_id("threshold-value")).to_have_text(f"{moved:.2f}")
-    expect(page.get_by_test_id("threshold-status")).to_contain_text("Saved")
+    expect(page.get_by_test_id("threshold-status")).to_contain_text(f"Saved: v2 answers “unknown” below {moved:.2f}")
     assert api.get(f"/api/models/{v2['id']}").json()["unknown_threshold"] == pytest.approx(moved, abs=1e-6)
     page.reload()
     expect(page.get_by_test_id("evaluation")).to_have_attribute("data-model-id", str(v2["id"]))

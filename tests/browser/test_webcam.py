@@ -8,6 +8,7 @@ loosely here; bench/live_rate.py measures the live page's predictions per second
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import httpx
@@ -34,6 +35,12 @@ def created(response: httpx.Response) -> int:
 
 def make_project(api: httpx.Client, name: str, classes=("ants", "bees")) -> tuple[int, dict[str, int]]:
     pid = created(api.post("/api/projects", json={"name": name}))
+    # POST /api/projects answers before its session commits (the commit is in a yield dependency, which
+    # FastAPI runs after sending the response), so on a busy machine the next request can get a 404.
+    for _ in range(50):
+        if api.get(f"/api/projects/{pid}").status_code == 200:
+            break
+        time.sleep(0.05)
     ids = {c: created(api.post(f"/api/projects/{pid}/classes", json={"name": c})) for c in classes}
     return pid, ids
 
@@ -50,8 +57,6 @@ def samples(api: httpx.Client, cid: int) -> list[dict]:
 
 
 def wait_job(api: httpx.Client, job_id: int) -> dict:
-    import time
-
     deadline = time.monotonic() + TRAIN_TIMEOUT_S
     while time.monotonic() < deadline:
         job = api.get(f"/api/jobs/{job_id}").json()
