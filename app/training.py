@@ -228,9 +228,10 @@ def run_training(services: Services, ctx: JobContext) -> JobOutcome:
     metrics = evaluation(probs, data, train_idx, val_idx)
     protos = ood.prototypes(X[train_idx], data.y[train_idx], len(labels), head_cfg.seed)
     threshold = ood.calibrate(np.concatenate([ood.similarity(X[val_idx], protos), ood.leave_one_out(protos)]))
-    if choice.mode == "head":
+    if choice.mode == "head" and len(val_idx):
+        full = {"accuracy": metrics["val_accuracy"], "per_class": metrics["per_class"]}
         metrics["learning_curves"] = learning_curves(X, data.y, train_idx, val_idx, labels,
-                                                     HeadConfig(epochs=30, seed=head_cfg.seed))
+                                                     head_config(params, "snapclass"), full, head_cfg.seed)
     metrics.update(ctx.notes, history=history, best_epoch=best_epoch, head_seconds=round(head_result.seconds, 3),
                    augment_views=choice.views, unknown_threshold=threshold,
                    total_seconds=round(time.perf_counter() - t0, 3),
