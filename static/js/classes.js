@@ -45,6 +45,7 @@ class ClassCard {
     if (!target || !this.el.contains(target)) return;
     const action = target.dataset.action;
     if (action === "upload") this.$("file-input").click();
+    else if (action === "webcam") events.emit("open-recorder", this);
     else if (action === "rename-class") this.toggleRename(true);
     else if (action === "cancel-rename") this.toggleRename(false);
     else if (action === "delete-class") this.remove(target);
@@ -138,6 +139,7 @@ class ClassCard {
     this.$("file-input").setAttribute("aria-label", `Upload images to ${name}`);
     this.el.querySelector("[data-action=rename-class]").setAttribute("aria-label", `Rename class ${name}`);
     this.el.querySelector("[data-action=delete-class]").setAttribute("aria-label", `Delete class ${name}`);
+    this.el.querySelector("[data-action=webcam]").setAttribute("aria-label", `Record ${name} with the webcam`);
     this.onChange();
   }
 
@@ -237,6 +239,14 @@ class ClassCard {
       events.emit("samples-changed");
       toast(`Added ${plural(added, "image")} to “${this.name}”.`, "success");
     }
+  }
+
+  // Samples stored elsewhere (the webcam recorder), newest last as the server returns them.
+  addSamples(added) {
+    if (!added.length) return;
+    this.samples = [...added.slice().reverse(), ...(this.samples || [])];
+    this.renderGallery();
+    events.emit("samples-changed");
   }
 
   showRejected(rejected) {

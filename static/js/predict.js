@@ -8,6 +8,7 @@ export function initPredict(project) {
   const input = $("file-input");
   const choose = panel.querySelector("[data-action=choose]");
   const preview = $("preview");
+  const liveLink = $("live-link");
   let hasModel = Boolean(project.model);
   let current = null; // the photo on show, classified again when a new model arrives
   let previewUrl = null;
@@ -18,6 +19,8 @@ export function initPredict(project) {
     panel.dataset.state = hasModel ? "ready" : "no-model";
     $("no-model").hidden = hasModel;
     choose.disabled = !hasModel;
+    if (hasModel) liveLink.removeAttribute("aria-disabled");
+    else liveLink.setAttribute("aria-disabled", "true");
     if (hasModel && current) classify(current);
   }
 
@@ -92,6 +95,11 @@ export function initPredict(project) {
   }
 
   choose.addEventListener("click", () => input.click());
+  liveLink.addEventListener("click", (event) => {
+    if (hasModel) return;
+    event.preventDefault();
+    toast("Train a model first, then test it live.", "info");
+  });
   input.addEventListener("change", () => {
     const files = [...input.files];
     input.value = "";

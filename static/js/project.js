@@ -3,6 +3,7 @@ import { api } from "./api.js";
 import { initClasses } from "./classes.js";
 import { initDownloads } from "./download.js";
 import { initPredict } from "./predict.js";
+import { initRecorder } from "./recorder.js";
 import { initTraining } from "./training.js";
 import { events, guardWindowDrops, plural, showError, toast } from "./ui.js";
 
@@ -65,3 +66,4 @@ initTraining(project);
 initPredict(project);
 initDownloads(project);
 initClasses(project);
+initRecorder();
