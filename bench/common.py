@@ -13,9 +13,23 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
+from PIL import Image, ImageOps
 
 REPO = Path(__file__).resolve().parent.parent
 DATASETS = REPO.parent / "shared" / "datasets"
+
+
+def documented_input(path: Path, size: int) -> np.ndarray:
+    """A downloaded model's input as API.md documents it, written without any snapclass code:
+    shorter side to S (bilinear), center crop S x S, RGB in [0, 1], 1x3xSxS float32."""
+    img = ImageOps.exif_transpose(Image.open(path)).convert("RGB")
+    w, h = img.size
+    s = size / min(w, h)
+    img = img.resize((max(size, round(w * s)), max(size, round(h * s))), Image.BILINEAR)
+    left, top = (img.width - size) // 2, (img.height - size) // 2
+    img = img.crop((left, top, left + size, top + size))
+    return (np.asarray(img, dtype=np.float32) / 255).transpose(2, 0, 1)[None]
 
 
 def photos(*parts: str) -> list[Path]:

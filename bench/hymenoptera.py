@@ -17,19 +17,8 @@ import time
 import httpx
 import numpy as np
 import onnxruntime as ort
-from PIL import Image, ImageOps
 
-from bench.common import machine, photos, project_with_classes, server, wait_job
-
-
-def documented_input(path, size: int) -> np.ndarray:
-    img = ImageOps.exif_transpose(Image.open(path)).convert("RGB")
-    w, h = img.size
-    s = size / min(w, h)
-    img = img.resize((max(size, round(w * s)), max(size, round(h * s))), Image.BILINEAR)
-    left, top = (img.width - size) // 2, (img.height - size) // 2
-    img = img.crop((left, top, left + size, top + size))
-    return (np.asarray(img, dtype=np.float32) / 255).transpose(2, 0, 1)[None]
+from bench.common import documented_input, machine, photos, project_with_classes, server, wait_job
 
 
 def main() -> None:

@@ -9,8 +9,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 import torch
-from PIL import Image, ImageOps
 
+from bench.common import documented_input
 from tests.conftest import make_client, make_project, photos, train, upload
 
 pytestmark = pytest.mark.slow
@@ -41,17 +41,6 @@ def test_all_245_photos_train_and_val_accuracy_through_predict(trained):
     accuracy = np.mean([served[p] == label for p, label in val])
     assert len(val) == 153
     assert accuracy >= 0.93, accuracy
-
-
-def documented_input(path, size: int) -> np.ndarray:
-    """The preprocessing as API.md documents it, written here without any snapclass code."""
-    img = ImageOps.exif_transpose(Image.open(path)).convert("RGB")
-    w, h = img.size
-    s = size / min(w, h)
-    img = img.resize((max(size, round(w * s)), max(size, round(h * s))), Image.BILINEAR)
-    left, top = (img.width - size) // 2, (img.height - size) // 2
-    img = img.crop((left, top, left + size, top + size))
-    return (np.asarray(img, dtype=np.float32) / 255).transpose(2, 0, 1)[None]
 
 
 def download(client, pid, fmt, tmp_path):

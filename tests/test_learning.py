@@ -9,8 +9,8 @@ import onnxruntime as ort
 import pytest
 from PIL import Image
 
+from bench.common import documented_input
 from tests.conftest import jpeg_bytes, make_client, make_project, photos, train, upload
-from tests.test_end_to_end import documented_input
 
 
 @pytest.fixture(scope="module")

@@ -2,38 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-
 import httpx
 import pytest
 
-from bench.common import free_port
-from tests.conftest import REPO
+from bench.common import server
 
 
 @pytest.fixture
 def served(tmp_path):
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "app", "serve", "--port", str(port), "--data-dir",
-                             str(tmp_path / "data")], cwd=REPO, env={**os.environ, "SNAPCLASS_LOG_LEVEL": "warning"})
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.1)
-    try:
+    with server(tmp_path / "data") as (url, _):
         yield url, tmp_path / "data"
-    finally:
-        proc.terminate()
-        proc.wait(30)
 
 
 def test_serve_answers_health_ui_and_docs_and_keeps_its_data_in_the_data_dir(served):
