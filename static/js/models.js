@@ -1,0 +1,766 @@
+// The models page: versions of a project's model, the evaluation of one, two side by side, and the
+// "none of these" threshold. Everything comes from the JSON API; nothing here computes a metric.
+import { api } from "./api.js";
+import { mountLineChart, niceTicks } from "./charts.js";
+import { capitalize, cloneTemplate, confirmDialog, percent, plural, showError, toast, whileBusy } from "./ui.js";
+
+const project = JSON.parse(document.getElementById("project-data").textContent);
+const root = document.getElementById("models");
+const dialog = document.getElementById("image-dialog");
+const $ = (role, scope = root) => scope.querySelector(`[data-role="${role}"]`);
+
+const state = {
+  models: [], // newest first, metrics without the per-image rows
+  selected: null, // the full model shown in the report
+  wanted: null, // the id being loaded
+  compare: [], // ids ticked for comparison, at most two
+};
+const cache = new Map(); // id -> full model (GET /api/models/{id})
+
+// ---------- formatting ----------
+
+const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+const missing = (v) => v === null || v === undefined || Number.isNaN(v);
+const pct = (v, digits = 1) => (missing(v) ? "–" : percent(v, digits));
+const loss = (v) => (missing(v) ? "–" : v.toFixed(3));
+
+// Stored in UTC; SQLite drops the zone, so a bare timestamp is read as UTC.
+function parseDate(text) {
+  return new Date(/(Z|[+-]\d\d:?\d\d)$/i.test(text) ? text : `${text}Z`);
+}
+
+function duration(seconds) {
+  if (missing(seconds)) return "–";
+  if (seconds < 60) return `${seconds.toFixed(1)} s`;
+  const minutes = Math.floor(seconds / 60);
+  return `${minutes} min ${Math.round(seconds - minutes * 60)} s`;
+}
+
+const MODES = {
+  head: { text: "head", title: "a new head trained on the frozen backbone's embeddings" },
+  finetune: { text: "fine-tuned", title: "the head, then the backbone's last blocks retrained too" },
+};
+const RECIPES = { "teachable-machine": "Teachable Machine recipe", snapclass: "snapclass recipe" };
+
+function setMode(node, mode) {
+  const info = MODES[mode] || { text: mode, title: "" };
+  node.textContent = info.text;
+  node.title = info.title;
+  node.dataset.mode = mode;
+}
+
+function recipeText(metrics) {
+  const parts = [RECIPES[metrics.recipe] || metrics.recipe].filter(Boolean);
+  if (metrics.augment_views) parts.push(plural(metrics.augment_views, "augmented view"));
+  return parts.join(" · ");
+}
+
+const label = (m) => `v${m.version}`;
+
+// ---------- loading ----------
+
+async function loadList() {
+  state.models = await api.get(`/api/projects/${project.id}/models`);
+  const current = state.models.find((m) => m.is_current);
+  for (const full of cache.values()) full.is_current = Boolean(current && full.id === current.id);
+}
+
+async function init() {
+  try {
+    await loadList();
+  } catch (err) {
+    root.dataset.state = "error";
+    root.removeAttribute("aria-busy");
+    $("loading").textContent = "The model versions could not be loaded.";
+    showError(err, "Could not load the model versions");
+    return;
+  }
+  $("loading").hidden = true;
+  root.removeAttribute("aria-busy");
+  renderVersions();
+  const asked = Number(new URLSearchParams(window.location.search).get("model"));
+  const first = state.models.find((m) => m.id === asked) || state.models.find((m) => m.is_current) || state.models[0];
+  if (first) await select(first.id);
+}
+
+// A change is applied from its own answer; no list is fetched again.
+function setCurrent(id) {
+  for (const m of [...state.models, ...cache.values()]) m.is_current = m.id === id;
+  renderVersions();
+  if (state.selected) renderTitle(state.selected);
+}
+
+async function forget(id) {
+  state.models = state.models.filter((m) => m.id !== id);
+  state.compare = state.compare.filter((x) => x !== id);
+  cache.delete(id);
+  renderVersions();
+  if (state.selected?.id === id) {
+    state.selected = null;
+    const next = state.models.find((m) => m.is_current) || state.models[0];
+    if (next) await select(next.id);
+  }
+}
+
+// ---------- versions ----------
+
+function renderVersions() {
+  const empty = state.models.length === 0;
+  root.dataset.state = empty ? "empty" : "ready";
+  $("empty").hidden = !empty;
+  $("versions").hidden = empty;
+  if (empty) $("report").hidden = true;
+  $("rows").replaceChildren(...state.models.map(versionRow));
+  renderCompare();
+}
+
+function versionRow(m) {
+  const row = cloneTemplate("version-row-template");
+  const metrics = m.metrics || {};
+  const name = label(m);
+  row.dataset.modelId = String(m.id);
+  row.dataset.version = String(m.version);
+  row.classList.toggle("is-current", m.is_current);
+  row.classList.toggle("is-selected", state.wanted === m.id);
+  const select = row.querySelector("[data-action=select]");
+  select.setAttribute("aria-label", `Show the evaluation of ${name}`);
+  select.setAttribute("aria-pressed", String(state.wanted === m.id));
+  $("version", row).textContent = name;
+  $("current", row).hidden = !m.is_current;
+  const created = parseDate(m.created_at);
+  const time = $("created", row);
+  time.dateTime = created.toISOString();
+  time.textContent = dateFormat.format(created);
+  setMode($("mode", row), m.mode);
+  $("recipe", row).textContent = recipeText(metrics);
+  $("val", row).textContent = pct(metrics.val_accuracy);
+  $("train", row).textContent = pct(metrics.train_accuracy);
+  $("counts", row).textContent = `${metrics.n_train ?? "–"} / ${metrics.n_val ?? "–"}`;
+  $("seconds", row).textContent = duration(metrics.total_seconds);
+  const box = $("compare", row);
+  box.checked = state.compare.includes(m.id);
+  box.setAttribute("aria-label", `Compare ${name}`);
+  const activate = row.querySelector("[data-action=activate]");
+  activate.hidden = m.is_current;
+  activate.setAttribute("aria-label", `Make ${name} current`);
+  const del = row.querySelector("[data-action=delete]");
+  del.setAttribute("aria-label", `Delete ${name}`);
+  return row;
+}
+
+function markSelected() {
+  for (const row of $("rows").children) {
+    const on = Number(row.dataset.modelId) === state.wanted;
+    row.classList.toggle("is-selected", on);
+    row.querySelector("[data-action=select]").setAttribute("aria-pressed", String(on));
+  }
+}
+
+async function activate(model) {
+  let out;
+  try {
+    out = await api.post(`/api/projects/${project.id}/models/${model.id}/activate`);
+  } catch (err) {
+    showError(err, `Could not make ${label(model)} current`);
+    return;
+  }
+  setCurrent(out.id);
+  toast(`${label(model)} is now the current model: predictions, the live test and downloads use it.`, "success");
+}
+
+async function remove(model, button) {
+  const ok = await confirmDialog({
+    title: `Delete model ${label(model)}?`,
+    text: "Its evaluation goes with it, and it can no longer be made current or downloaded. This cannot be undone.",
+    ok: "Delete",
+  });
+  if (!ok) return;
+  try {
+    await whileBusy(button, () => api.del(`/api/models/${model.id}`));
+  } catch (err) {
+    showError(err, `Could not delete ${label(model)}`);
+    return;
+  }
+  toast(`Model ${label(model)} was deleted.`, "success");
+  document.getElementById("versions-heading").focus();
+  await forget(model.id);
+}
+
+// ---------- comparison ----------
+
+function toggleCompare(id, on) {
+  state.compare = state.compare.filter((x) => x !== id);
+  if (on) state.compare.push(id);
+  if (state.compare.length > 2) state.compare.shift();
+  for (const box of root.querySelectorAll("[data-role=compare]")) {
+    box.checked = state.compare.includes(Number(box.closest("tr").dataset.modelId));
+  }
+  renderCompare();
+}
+
+function renderCompare() {
+  const chosen = state.compare.map((id) => state.models.find((m) => m.id === id)).filter(Boolean);
+  state.compare = chosen.map((m) => m.id);
+  const hint = $("compare-hint");
+  const panel = $("compare-panel");
+  if (chosen.length === 0) hint.textContent = state.models.length > 1 ? "Tick two versions to compare them." : "";
+  else if (chosen.length === 1) hint.textContent = `Tick one more version to compare it with ${label(chosen[0])}.`;
+  else hint.textContent = `Comparing ${label(chosen[0])} and ${label(chosen[1])}.`;
+  panel.hidden = chosen.length !== 2;
+  if (chosen.length !== 2) return;
+  const [a, b] = chosen.sort((x, y) => y.version - x.version);
+  $("compare-title").textContent = `${label(a)} and ${label(b)} side by side`;
+  $("col-a").textContent = label(a);
+  $("col-b").textContent = label(b);
+  const ma = a.metrics || {};
+  const mb = b.metrics || {};
+  const perClass = (metrics, name) => (metrics.per_class || []).find((c) => c.label === name)?.accuracy;
+  const rows = [
+    ["Validation accuracy", (m) => m.val_accuracy, pct, 1],
+    ["Training accuracy", (m) => m.train_accuracy, pct, 1],
+    ["Validation loss", (m) => m.val_loss, loss, -1],
+    ["Training images", (m) => m.n_train, String, 0],
+    ["Validation images", (m) => m.n_val, String, 0],
+    ["Mode", (m) => m.mode, (v) => MODES[v]?.text || v, 0],
+    ["Recipe", (m) => recipeText(m) || null, String, 0, "is-wrap"],
+    ["Best epoch", (m) => m.best_epoch, String, 0],
+    ["Training time", (m) => m.total_seconds, duration, 0],
+  ];
+  const body = $("compare-rows");
+  body.replaceChildren();
+  const addRow = (name, va, vb, format, better, extraClass = "") => {
+    const tr = document.createElement("tr");
+    if (extraClass) tr.className = extraClass;
+    const th = document.createElement("th");
+    th.scope = "row";
+    th.textContent = name;
+    tr.append(th);
+    const winner = !better || missing(va) || missing(vb) || va === vb ? null : (va - vb) * better > 0 ? 0 : 1;
+    [va, vb].forEach((value, i) => {
+      const td = document.createElement("td");
+      td.className = "num";
+      td.textContent = missing(value) ? "–" : format(value);
+      if (winner === i) {
+        td.classList.add("is-better");
+        td.dataset.better = "true";
+        const note = document.createElement("span");
+        note.className = "sr-only";
+        note.textContent = " (better)";
+        td.append(note);
+      }
+      tr.append(td);
+    });
+    body.append(tr);
+  };
+  for (const [name, get, format, better, cls] of rows) addRow(name, get(ma), get(mb), format, better, cls);
+  const labels = [...new Set([...(ma.labels || a.labels), ...(mb.labels || b.labels)])];
+  if (labels.length) {
+    const tr = document.createElement("tr");
+    tr.className = "compare-group";
+    const th = document.createElement("th");
+    th.scope = "colgroup";
+    th.colSpan = 3;
+    th.textContent = "Accuracy per class";
+    tr.append(th);
+    body.append(tr);
+  }
+  for (const name of labels) addRow(name, perClass(ma, name), perClass(mb, name), pct, 1, "compare-class");
+}
+
+// ---------- the report of one version ----------
+
+async function select(id, { scroll = false } = {}) {
+  state.wanted = id;
+  markSelected();
+  const report = $("report");
+  let model = cache.get(id);
+  if (!model) {
+    report.classList.add("is-loading");
+    try {
+      model = await api.get(`/api/models/${id}`);
+    } catch (err) {
+      report.classList.remove("is-loading");
+      showError(err, "Could not load that model's evaluation");
+      return;
+    }
+    cache.set(id, model);
+  }
+  if (state.wanted !== id) return; // another version was chosen meanwhile
+  report.classList.remove("is-loading");
+  const listed = state.models.find((m) => m.id === id);
+  if (listed) model.is_current = listed.is_current;
+  state.selected = model;
+  const url = new URL(window.location.href);
+  url.searchParams.set("model", String(id));
+  window.history.replaceState(null, "", url);
+  renderReport(model);
+  if (scroll) {
+    report.scrollIntoView({ behavior: window.matchMedia("(prefers-reduced-motion: reduce)").matches ? "auto" : "smooth" });
+    document.getElementById("eval-heading").focus({ preventScroll: true });
+  }
+}
+
+function renderTitle(m) {
+  $("eval-version").textContent = label(m);
+  $("eval-current").hidden = !m.is_current;
+  setMode($("eval-mode"), m.mode);
+}
+
+function renderReport(m) {
+  const metrics = m.metrics || {};
+  const labels = metrics.labels || m.labels;
+  const report = $("report");
+  report.hidden = false;
+  report.dataset.modelId = String(m.id);
+  renderTitle(m);
+  $("val-accuracy", report).textContent = pct(metrics.val_accuracy);
+  $("train-accuracy", report).textContent = pct(metrics.train_accuracy);
+  $("val-loss", report).textContent = loss(metrics.val_loss);
+  $("counts", report).textContent = `${metrics.n_train ?? "–"} / ${metrics.n_val ?? "–"}`;
+  $("best-epoch", report).textContent = metrics.best_epoch ? String(metrics.best_epoch) : "–";
+  $("seconds", report).textContent = duration(metrics.total_seconds);
+  const reason = metrics.mode_reason ? capitalize(metrics.mode_reason) : `Trained in ${MODES[m.mode]?.text || m.mode} mode`;
+  let how = metrics.device ? `Trained on ${metrics.device}` : "";
+  if (metrics.recipe) how += `${how ? " with" : "With"} the ${RECIPES[metrics.recipe] || metrics.recipe}`;
+  if (metrics.augment_views) how += ` and ${plural(metrics.augment_views, "augmented view")} of each training photo`;
+  $("mode-reason").textContent = `${reason.replace(/\.$/, "")}.${how ? ` ${how}.` : ""}`;
+  $("no-val").hidden = Boolean(metrics.n_val);
+  renderPerClass(metrics);
+  $("threshold-status").textContent = "";
+  renderThreshold(m);
+  renderConfusion(metrics, labels);
+  renderHistory(metrics);
+  renderMistakes(metrics, labels);
+  renderCurves(m, metrics, labels);
+}
+
+function renderPerClass(metrics) {
+  const list = $("per-class");
+  list.replaceChildren();
+  for (const c of metrics.per_class || []) {
+    const li = document.createElement("li");
+    li.className = "bar";
+    li.setAttribute("data-testid", "class-accuracy");
+    li.dataset.label = c.label;
+    if (!missing(c.accuracy) && c.accuracy < 0.8) li.classList.add("is-low");
+    const name = document.createElement("span");
+    name.className = "bar-label";
+    name.textContent = c.label;
+    name.title = `${c.label}: ${plural(c.count, "validation photo")}`;
+    const track = document.createElement("span");
+    track.className = "bar-track";
+    const fill = document.createElement("span");
+    fill.className = "bar-fill";
+    fill.style.width = `${Math.round((c.accuracy || 0) * 100)}%`;
+    track.append(fill);
+    const value = document.createElement("span");
+    value.className = "bar-value";
+    value.textContent = pct(c.accuracy, 0);
+    const count = document.createElement("span");
+    count.className = "sr-only";
+    count.textContent = ` of ${plural(c.count, "photo")}`;
+    value.append(count);
+    li.append(name, track, value);
+    list.append(li);
+  }
+  if (!list.children.length) {
+    const li = document.createElement("li");
+    li.className = "hint";
+    li.textContent = "No validation photos, so no accuracy per class.";
+    list.append(li);
+  }
+}
+
+// ---------- "none of these" ----------
+
+let saveTimer = 0;
+let saveSeq = 0;
+let pendingChange = false; // the slider moved again and its save has not started yet
+const slider = $("threshold");
+const thresholdValue = $("threshold-value");
+
+function renderThreshold(m) {
+  const has = !missing(m.unknown_threshold);
+  $("threshold-controls").hidden = !has;
+  $("threshold-missing").hidden = has;
+  const reset = root.querySelector("[data-action=reset-threshold]");
+  reset.hidden = !has || missing(m.unknown_threshold_calibrated);
+  if (!has) {
+    $("threshold-calibrated").textContent = "";
+    return;
+  }
+  const calibrated = m.unknown_threshold_calibrated;
+  const floor2 = (v) => Math.floor(v * 100) / 100;
+  slider.min = String(Math.min(0, floor2(m.unknown_threshold), missing(calibrated) ? 0 : floor2(calibrated)));
+  slider.value = String(m.unknown_threshold);
+  showThresholdValue(m.unknown_threshold);
+  const marks = $("threshold-marks");
+  marks.replaceChildren();
+  if (!missing(calibrated)) {
+    const option = document.createElement("option");
+    option.value = String(calibrated);
+    option.label = "calibrated";
+    marks.append(option);
+  }
+  $("threshold-calibrated").textContent = missing(calibrated) ? ""
+    : `Calibrated on this model's photos: ${calibrated.toFixed(2)}.`;
+  reset.disabled = missing(calibrated) || Math.abs(calibrated - m.unknown_threshold) < 1e-9;
+}
+
+function showThresholdValue(value) {
+  const text = Number(value).toFixed(2);
+  thresholdValue.textContent = text;
+  slider.setAttribute("aria-valuetext", `${text} similarity`);
+}
+
+async function saveThreshold(model, body) {
+  if (!model) return;
+  const seq = ++saveSeq;
+  const status = $("threshold-status");
+  status.textContent = "Saving…";
+  status.dataset.state = "saving";
+  try {
+    const out = await api.patch(`/api/models/${model.id}`, body);
+    model.unknown_threshold = out.unknown_threshold;
+    model.unknown_threshold_calibrated = out.unknown_threshold_calibrated;
+    const listed = state.models.find((m) => m.id === model.id);
+    if (listed) listed.unknown_threshold = out.unknown_threshold;
+    if (seq !== saveSeq || pendingChange || state.selected !== model) return; // a newer change is on its way
+    renderThreshold(model);
+    status.textContent = `Saved: ${label(model)} answers “unknown” below ${out.unknown_threshold.toFixed(2)}.`
+      + (model.is_current ? " Downloads made from now on carry it." : "");
+    status.dataset.state = "saved";
+  } catch (err) {
+    showError(err, `Could not save the threshold of ${label(model)}`);
+    if (seq !== saveSeq || pendingChange || state.selected !== model) return;
+    status.textContent = "";
+    delete status.dataset.state;
+    renderThreshold(model); // back to what the server has
+  }
+}
+
+slider.addEventListener("input", () => {
+  showThresholdValue(slider.value);
+  $("threshold-status").textContent = "";
+});
+slider.addEventListener("change", () => {
+  clearTimeout(saveTimer);
+  pendingChange = true;
+  const status = $("threshold-status");
+  status.textContent = "Saving…";
+  status.dataset.state = "saving";
+  const value = Number(slider.value);
+  const model = state.selected;
+  saveTimer = setTimeout(() => {
+    pendingChange = false;
+    saveThreshold(model, { unknown_threshold: value });
+  }, 250);
+});
+root.querySelector("[data-action=reset-threshold]").addEventListener("click", (event) => {
+  clearTimeout(saveTimer);
+  pendingChange = false;
+  event.currentTarget.disabled = true; // renderThreshold enables it again where it still applies
+  saveThreshold(state.selected, { reset_unknown_threshold: true });
+});
+
+// ---------- confusion matrix and the photos behind a cell ----------
+
+function renderConfusion(metrics, labels) {
+  const box = $("confusion");
+  resetCell();
+  const cm = metrics.confusion;
+  // Many classes: the matrix takes the whole width and the photos go below it.
+  root.querySelector(".eval-grid").classList.toggle("is-wide-cm", (cm?.length || 0) > 4);
+  if (!cm || !cm.length) {
+    const p = document.createElement("p");
+    p.className = "hint";
+    p.textContent = "No validation photos, so no confusion matrix.";
+    box.replaceChildren(p);
+    return;
+  }
+  const table = document.createElement("table");
+  table.className = "cm";
+  table.setAttribute("data-testid", "confusion-matrix");
+  const caption = document.createElement("caption");
+  caption.className = "sr-only";
+  caption.textContent = "Confusion matrix: rows are the true classes, columns the classes the model answered.";
+  table.append(caption);
+
+  const thead = document.createElement("thead");
+  const axis = document.createElement("tr");
+  axis.append(cellNode("td", "", "cm-corner"));
+  const predicted = cellNode("th", "Answered →", "cm-axis cm-axis-col");
+  predicted.scope = "colgroup";
+  predicted.colSpan = labels.length;
+  axis.append(predicted, cellNode("td", "", "cm-corner"));
+  const head = document.createElement("tr");
+  head.append(cellNode("th", "True class", "cm-axis cm-axis-row"));
+  head.lastChild.scope = "col";
+  for (const name of labels) {
+    const th = cellNode("th", name, "cm-col");
+    th.scope = "col";
+    th.title = name;
+    head.append(th);
+  }
+  const totalHead = cellNode("th", "Total", "cm-total-head");
+  totalHead.scope = "col";
+  head.append(totalHead);
+  thead.append(axis, head);
+  table.append(thead);
+
+  const tbody = document.createElement("tbody");
+  let total = 0;
+  cm.forEach((row, t) => {
+    const tr = document.createElement("tr");
+    const th = cellNode("th", labels[t], "cm-row");
+    th.scope = "row";
+    th.title = labels[t];
+    tr.append(th);
+    const rowTotal = row.reduce((a, b) => a + b, 0);
+    row.forEach((count, p) => {
+      const td = document.createElement("td");
+      const share = rowTotal ? count / rowTotal : 0;
+      td.className = `cm-td ${t === p ? "is-diag" : "is-off"}${share > 0.55 ? " is-strong" : ""}`;
+      td.style.setProperty("--i", share.toFixed(3));
+      const words = t === p ? `${labels[t]} answered right` : `${labels[t]} answered as ${labels[p]}`;
+      let node;
+      if (count > 0) {
+        node = document.createElement("button");
+        node.type = "button";
+        node.dataset.action = "cell";
+        node.setAttribute("aria-pressed", "false");
+        node.setAttribute("aria-label", `${words}: ${plural(count, "photo")}, ${pct(share, 0)} of ${labels[t]}. Show them`);
+      } else {
+        node = document.createElement("span");
+        node.setAttribute("aria-label", `${words}: none`);
+      }
+      node.className = "cm-cell";
+      node.dataset.true = String(t);
+      node.dataset.predicted = String(p);
+      node.dataset.count = String(count);
+      node.setAttribute("data-testid", "cm-cell");
+      const n = document.createElement("span");
+      n.className = "cm-count";
+      n.textContent = String(count);
+      const share_ = document.createElement("span");
+      share_.className = "cm-share";
+      share_.setAttribute("aria-hidden", "true");
+      share_.textContent = rowTotal ? pct(share, 0) : "";
+      node.append(n, share_);
+      td.append(node);
+      tr.append(td);
+    });
+    total += rowTotal;
+    tr.append(cellNode("td", String(rowTotal), "cm-total"));
+    tbody.append(tr);
+  });
+  table.append(tbody);
+  const foot = document.createElement("p");
+  foot.className = "hint cm-foot";
+  foot.setAttribute("data-testid", "cm-total");
+  foot.dataset.total = String(total);
+  foot.textContent = `${plural(total, "validation photo")} in all.`;
+  box.replaceChildren(table, foot);
+}
+
+function cellNode(tag, text, className) {
+  const node = document.createElement(tag);
+  node.className = className;
+  node.textContent = text;
+  return node;
+}
+
+function resetCell() {
+  $("cell-title").textContent = "Photos behind a cell";
+  $("cell-hint").textContent = "Click a number in the confusion matrix to see the validation photos it counts.";
+  $("cell-images").replaceChildren();
+}
+
+function showCell(t, p) {
+  const model = state.selected;
+  const metrics = model.metrics || {};
+  const labels = metrics.labels || model.labels;
+  for (const button of $("confusion").querySelectorAll("button[data-action=cell]")) {
+    const on = Number(button.dataset.true) === t && Number(button.dataset.predicted) === p;
+    button.setAttribute("aria-pressed", String(on));
+  }
+  const rows = (metrics.val_predictions || []).filter((r) => r.true === t && r.predicted === p)
+    .sort((a, b) => b.loss - a.loss);
+  $("cell-title").textContent = t === p ? `${labels[t]}, answered right` : `${labels[t]} answered as ${labels[p]}`;
+  $("cell-hint").textContent = `${plural(rows.length, "validation photo")}${t === p ? ", least sure first" : ", worst first"}. `
+    + "Click one to see it larger.";
+  $("cell-images").replaceChildren(...rows.map((r) => thumb(r, labels)));
+  const panel = root.querySelector("[data-testid=cell-panel]");
+  if (panel.getBoundingClientRect().top > window.innerHeight) panel.scrollIntoView({ block: "nearest" });
+}
+
+function thumb(row, labels) {
+  const li = cloneTemplate("eval-thumb-template");
+  const right = row.true === row.predicted;
+  li.dataset.sampleId = String(row.sample_id);
+  li.classList.toggle("is-wrong", !right);
+  const img = li.querySelector("img");
+  img.src = `/api/samples/${row.sample_id}/thumbnail`;
+  img.alt = right ? `A ${labels[row.true]} photo, answered right`
+    : `A ${labels[row.true]} photo, answered ${labels[row.predicted]}`;
+  img.addEventListener("error", () => li.classList.add("is-missing"), { once: true });
+  $("labels", li).textContent = right ? labels[row.true] : `${labels[row.true]} → ${labels[row.predicted]}`;
+  $("labels", li).title = $("labels", li).textContent;
+  $("score", li).textContent = `${pct(row.score, 0)} sure`;
+  const button = li.querySelector("button");
+  button.setAttribute("aria-label", `${img.alt}, ${pct(row.score, 0)} sure. Open it larger`);
+  button.addEventListener("click", () => openImage(row, labels));
+  return li;
+}
+
+function openImage(row, labels) {
+  const right = row.true === row.predicted;
+  $("title", dialog).textContent = right ? `${labels[row.true]}, answered right`
+    : `${labels[row.true]}, answered ${labels[row.predicted]}`;
+  const img = $("image", dialog);
+  img.src = `/api/samples/${row.sample_id}/image`;
+  img.alt = `Validation photo of class ${labels[row.true]}`;
+  $("text", dialog).textContent = `True class: ${labels[row.true]} · the model answered ${labels[row.predicted]}, `
+    + `${pct(row.score)} sure · loss ${row.loss.toFixed(3)}`;
+  dialog.showModal();
+}
+
+dialog.addEventListener("click", (event) => {
+  if (event.target === dialog) dialog.close(); // a click on the backdrop
+});
+
+// ---------- history, mistakes, learning curves ----------
+
+function renderHistory(metrics) {
+  const history = metrics.history || [];
+  $("history").hidden = history.length === 0;
+  $("history-empty").hidden = history.length > 0;
+  if (!history.length) return;
+  const first = history[0].epoch;
+  const last = history[history.length - 1].epoch;
+  const markers = [];
+  const finetune = history.find((r) => r.phase === "finetune");
+  if (finetune && finetune.epoch > first) {
+    markers.push({ x: finetune.epoch - 0.5, kind: "phase", short: "fine-tuning",
+      label: `fine-tuning from epoch ${finetune.epoch}` });
+  }
+  if (metrics.best_epoch) {
+    markers.push({ x: metrics.best_epoch, kind: "best", short: `best: ${metrics.best_epoch}`,
+      label: `best epoch ${metrics.best_epoch}, kept`, row: markers.length });
+  }
+  const hasVal = history.some((r) => !missing(r.val_loss));
+  const series = (key) => [
+    { name: "training", values: history.map((r) => ({ x: r.epoch, y: r[`train_${key}`] ?? null })), color: 1,
+      dashed: true },
+    ...(hasVal ? [{ name: "validation", values: history.map((r) => ({ x: r.epoch, y: r[`val_${key}`] ?? null })),
+      color: 0 }] : []),
+  ];
+  const xDomain = [first, Math.max(last, first + 1)];
+  mountLineChart($("loss-chart"), {
+    title: "Loss per epoch", series: series("loss"), markers, xDomain, xLabel: "epoch", xName: "epoch",
+    yTickCount: 5, yFormat: (v) => (v >= 1 ? v.toFixed(1) : v.toFixed(2)), yTooltip: (v) => v.toFixed(3),
+  });
+  const accs = history.flatMap((r) => [r.train_accuracy, r.val_accuracy]).filter((v) => !missing(v));
+  const low = Math.min(0.5, Math.floor(Math.min(...accs, 1) * 10) / 10);
+  mountLineChart($("accuracy-chart"), {
+    title: "Accuracy per epoch", series: series("accuracy"), markers, xDomain, xLabel: "epoch", xName: "epoch",
+    yDomain: [low, 1], yTicks: niceTicks(low, 1, 5), yFormat: (v) => `${Math.round(v * 100)}%`,
+    yTooltip: (v) => pct(v),
+  });
+}
+
+function renderMistakes(metrics, labels) {
+  const rows = [...(metrics.misclassified || [])].sort((a, b) => b.loss - a.loss);
+  const noVal = !metrics.n_val;
+  $("mistakes").replaceChildren(...rows.map((r) => thumb(r, labels)));
+  $("mistakes-none").hidden = rows.length > 0 || noVal;
+  $("mistakes-count").textContent = noVal ? "no validation photos"
+    : `${rows.length} of ${plural(metrics.n_val, "photo")}`;
+}
+
+function renderCurves(model, metrics, labels) {
+  const curves = metrics.learning_curves;
+  const points = curves?.points || [];
+  const has = points.length > 0;
+  $("curves").hidden = !has;
+  const note = $("curves-missing");
+  note.hidden = has;
+  if (!has) {
+    note.textContent = model.mode === "head" && !metrics.n_val
+      ? "Learning curves need validation photos: add more photos to each class and train again."
+      : "Learning curves are made for models trained in head mode only: they retrain the head on a quarter, "
+        + "half and three quarters of the photos, which is quick on cached embeddings but would mean repeating "
+        + "the whole fine-tuning. Train in head mode to see them.";
+    return;
+  }
+  const series = labels.map((name, i) => ({
+    name, color: i % 8, values: points.map((p) => ({ x: p.fraction, y: p.per_class?.[name] ?? null })),
+  }));
+  if (labels.length > 1) {
+    series.push({ name: "all classes", color: "all", dashed: true,
+      values: points.map((p) => ({ x: p.fraction, y: p.accuracy ?? null })) });
+  }
+  const counts = new Map(points.map((p) => [p.fraction, p.train_count]));
+  const ys = points.flatMap((p) => Object.values(p.per_class || {})).filter((v) => !missing(v));
+  const low = Math.min(0.5, Math.floor(Math.min(...ys, 1) * 10) / 10);
+  mountLineChart($("curves-chart"), {
+    title: "Validation accuracy per class against the share of training photos used", series,
+    xTicks: points.map((p) => p.fraction), xDomain: [points[0].fraction, points[points.length - 1].fraction],
+    xFormat: (f) => `${Math.round(f * 100)}%`, xName: "share",
+    xLabel: `share of the training photos used (100% = ${counts.get(points[points.length - 1].fraction) ?? "all"})`,
+    yDomain: [low, 1], yTicks: niceTicks(low, 1, 5), yFormat: (v) => `${Math.round(v * 100)}%`,
+    yTooltip: (v) => pct(v), pad: { right: 22 },
+    ariaLabel: `Learning curves: validation accuracy per class when training on ${points
+      .map((p) => `${Math.round(p.fraction * 100)}% (${counts.get(p.fraction)} photos)`).join(", ")} of the training photos. `
+      + labels.map((name) => `${name}: ${points.map((p) => pct(p.per_class?.[name], 0)).join(", ")}`).join("; "),
+  });
+  const list = $("advice");
+  list.replaceChildren();
+  for (const item of curves.advice || []) {
+    const li = document.createElement("li");
+    const i = labels.indexOf(item.label);
+    li.className = `series-${i >= 0 ? i % 8 : "all"}`;
+    const swatch = document.createElement("span");
+    swatch.className = "advice-swatch";
+    swatch.setAttribute("aria-hidden", "true");
+    const text = document.createElement("p");
+    const prefix = `${item.label}: `;
+    if (item.label && item.text.startsWith(prefix)) {
+      const strong = document.createElement("strong");
+      strong.textContent = item.label;
+      text.append(strong, document.createTextNode(`: ${item.text.slice(prefix.length)}`));
+    } else {
+      text.textContent = item.text;
+    }
+    li.append(swatch, text);
+    list.append(li);
+  }
+}
+
+// ---------- events ----------
+
+$("rows").addEventListener("click", (event) => {
+  const button = event.target.closest("button[data-action]");
+  if (!button) return;
+  const id = Number(button.closest("tr").dataset.modelId);
+  const model = state.models.find((m) => m.id === id);
+  if (!model) return;
+  if (button.dataset.action === "select") select(id, { scroll: true });
+  else if (button.dataset.action === "activate") whileBusy(button, () => activate(model));
+  else if (button.dataset.action === "delete") remove(model, button);
+});
+$("rows").addEventListener("change", (event) => {
+  if (event.target.dataset.role !== "compare") return;
+  toggleCompare(Number(event.target.closest("tr").dataset.modelId), event.target.checked);
+});
+root.querySelector("[data-action=clear-compare]").addEventListener("click", () => {
+  state.compare = [];
+  for (const box of root.querySelectorAll("[data-role=compare]")) box.checked = false;
+  renderCompare();
+});
+$("confusion").addEventListener("click", (event) => {
+  const button = event.target.closest("button[data-action=cell]");
+  if (button) showCell(Number(button.dataset.true), Number(button.dataset.predicted));
+});
+
+init();
