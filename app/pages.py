@@ -35,28 +35,28 @@ def _backbone(name: str) -> dict:
         return {"name": name, "title": name, "input_size": None}
 
 
+def _project_page(template: str, project_id: int, request: Request, session, services) -> HTMLResponse:
+    """Every project page gets the same context: the project, as the API shows it, and its backbone."""
+    project = project_detail(session, crud.get_project(session=session, project_id=project_id))
+    backbone = _backbone(project.backbone)
+    project_json = {**project.model_dump(mode="json"), "input_size": backbone["input_size"]}
+    return templates.TemplateResponse(request, template, {
+        "project": project, "project_json": project_json, "backbone": backbone,
+        "device": services.device})
+
+
 @router.get("/projects/{project_id}", response_class=HTMLResponse)
 def project_page(project_id: int, request: Request, session: SessionDep, services: ServicesDep):
-    project = project_detail(session, crud.get_project(session=session, project_id=project_id))
-    return templates.TemplateResponse(request, "project.html", {
-        "project": project, "project_json": project.model_dump(mode="json"), "backbone": _backbone(project.backbone),
-        "device": services.device})
+    return _project_page("project.html", project_id, request, session, services)
 
 
 @router.get("/projects/{project_id}/models", response_class=HTMLResponse)
 def models_page(project_id: int, request: Request, session: SessionDep, services: ServicesDep):
     """Model versions and the evaluation of each; the data comes from /api/projects/{id}/models."""
-    project = project_detail(session, crud.get_project(session=session, project_id=project_id))
-    return templates.TemplateResponse(request, "models.html", {
-        "project": project, "project_json": project.model_dump(mode="json"), "backbone": _backbone(project.backbone),
-        "device": services.device})
+    return _project_page("models.html", project_id, request, session, services)
 
 
 @router.get("/projects/{project_id}/live", response_class=HTMLResponse)
 def live_page(project_id: int, request: Request, session: SessionDep, services: ServicesDep):
     """The webcam live test: frames go over the WebSocket at /api/projects/{id}/live."""
-    project = project_detail(session, crud.get_project(session=session, project_id=project_id))
-    backbone = _backbone(project.backbone)
-    return templates.TemplateResponse(request, "live.html", {
-        "project": project, "backbone": backbone, "device": services.device,
-        "live_json": {**project.model_dump(mode="json"), "input_size": backbone["input_size"]}})
+    return _project_page("live.html", project_id, request, session, services)

@@ -138,7 +138,7 @@ def finetune(backbone: Backbone, head: Head, prep: Preprocessing, load: ImageLoa
                 sched.step()
                 total += len(idx)
                 correct += int((logits.argmax(1) == y).sum())
-                loss_sum += float(loss) * len(idx)
+                loss_sum += float(loss.detach()) * len(idx)
                 if on_progress:
                     on_progress((epoch - 1 + (b + 1) / len(batches)) / cfg.epochs,
                                 f"fine-tuning: epoch {epoch}/{cfg.epochs}, batch {b + 1}/{len(batches)}")
