@@ -8,6 +8,11 @@ def test_auto_fine_tunes_on_a_gpu_within_budget():
     assert plan.mode == "finetune" and "cuda:0" in plan.reason
 
 
+def test_auto_fine_tunes_a_small_project_on_a_cpu_too():
+    plan = choose("auto", device="cpu", n_images=245, finetune_epochs=8, budget_s=240)
+    assert plan.mode == "finetune" and "cpu does 8 epochs on 245 images in about 163 s" in plan.reason
+
+
 def test_auto_on_a_cpu_keeps_the_backbone_frozen_and_says_how_long_fine_tuning_would_take():
     plan = choose("auto", device="cpu", n_images=2000, finetune_epochs=8, budget_s=240)
     assert plan.mode == "head" and plan.recipe == "snapclass"
