@@ -1,10 +1,58 @@
-// The projects list: create a project, delete one.
+// The projects list: create a project (from a pretrained network or another project's model), delete one.
 import { api } from "./api.js";
-import { confirmDialog, showError, toast, whileBusy } from "./ui.js";
+import { confirmDialog, percent, showError, toast, whileBusy } from "./ui.js";
 
 const form = document.getElementById("new-project-form");
 const list = document.getElementById("project-list");
 const empty = document.getElementById("no-projects");
+const start = form.elements.start;
+
+const MODES = { head: "head only", finetune: "fine-tuned" };
+
+// "Ants vs bees · v3 (fine-tuned, 97%)"
+function modelLabel(project, model) {
+  const acc = model.metrics && model.metrics.val_accuracy;
+  const what = [MODES[model.mode] || model.mode];
+  if (acc !== null && acc !== undefined) what.push(percent(acc, 0));
+  return `${project.name} · v${model.version} (${what.join(", ")})`;
+}
+
+// Every trained version of every project, under "Another project's model" in "Start from".
+async function loadBaseModels() {
+  const projects = (await api.get("/api/projects")).filter((p) => p.current_model_id);
+  const lists = await Promise.all(projects.map((p) => api.get(`/api/projects/${p.id}/models`).catch(() => [])));
+  const options = [];
+  projects.forEach((project, i) => {
+    for (const model of lists[i]) {
+      const option = new Option(modelLabel(project, model), `model:${model.id}`);
+      option.dataset.testid = "base-model-option";
+      option.dataset.mode = model.mode;
+      options.push(option);
+    }
+  });
+  start.querySelector("optgroup[data-role=models]")?.remove();
+  if (!options.length) return;
+  const group = document.createElement("optgroup");
+  group.label = "Another project's model";
+  group.dataset.role = "models";
+  group.append(...options);
+  start.append(group);
+  describeStart();
+}
+
+const startHint = form.querySelector("[data-role=start-hint]");
+const DEFAULT_HINT = startHint.textContent;
+
+function describeStart() {
+  const mode = start.selectedOptions[0]?.dataset.mode;
+  startHint.textContent = !mode ? DEFAULT_HINT : mode === "finetune"
+    ? "Extracts features with that model's fine-tuned network, so what it learned about such photos carries over. "
+      + "You add your own classes and photos."
+    : "That model was trained head only, so this starts from the same pretrained network it used. "
+      + "You add your own classes and photos.";
+}
+
+start.addEventListener("change", describeStart);
 
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
@@ -16,7 +64,9 @@ form.addEventListener("submit", async (event) => {
     return;
   }
   const body = { name };
-  if (data.get("backbone")) body.backbone = data.get("backbone");
+  const [kind, value] = String(data.get("start") || "").split(/:(.*)/s);
+  if (kind === "model") body.base_model_id = Number(value);
+  else if (kind === "backbone" && value) body.backbone = value;
   const button = form.querySelector("button[type=submit]");
   await whileBusy(button, async () => {
     try {
@@ -44,9 +94,12 @@ list.addEventListener("click", async (event) => {
       await api.del(`/api/projects/${card.dataset.projectId}`);
       card.remove();
       empty.hidden = list.children.length > 0;
+      loadBaseModels().catch(() => {}); // its models are gone with it
       toast(`Deleted “${name}”.`, "success");
     } catch (err) {
       showError(err, "Could not delete the project");
     }
   });
 });
+
+loadBaseModels().catch((err) => console.error("could not list other projects' models", err));

@@ -1,6 +1,10 @@
-// The "Try it" panel: classify one photo with the current model and show a confidence bar per class.
+// The "Try it" panel: classify one photo with the current model and show a confidence bar per class,
+// or "None of these" when the photo is unlike the training images; the threshold for that is adjustable.
 import { api } from "./api.js";
 import { events, makeDropZone, percent, showError, toast } from "./ui.js";
+
+const SAVE_DELAY_MS = 350;
+const fixed = (x) => (x === null || x === undefined ? "–" : Number(x).toFixed(2));
 
 export function initPredict(project) {
   const panel = document.getElementById("predict-panel");
@@ -13,9 +17,14 @@ export function initPredict(project) {
   let current = null; // the photo on show, classified again when a new model arrives
   let previewUrl = null;
   let seq = 0;
+  let model = null;
+  let last = null; // the answer on show
+  const threshold = initThreshold();
 
-  function setModel(model) {
-    hasModel = Boolean(model);
+  function setModel(m) {
+    model = m;
+    hasModel = Boolean(m);
+    threshold.show(m);
     panel.dataset.state = hasModel ? "ready" : "no-model";
     $("no-model").hidden = hasModel;
     choose.disabled = !hasModel;
@@ -46,19 +55,101 @@ export function initPredict(project) {
   }
 
   function clear() {
+    last = null;
     $("top").hidden = true;
+    $("similarity").hidden = true;
     $("bars").replaceChildren();
   }
 
-  function render(result) {
+  // `cut` previews a threshold the slider is on before the server has it.
+  function render(result, cut = result.unknown_threshold) {
+    last = result;
     const [best] = result.predictions;
+    const unknown = cut === undefined || cut === null || result.similarity === null
+      ? result.unknown : result.similarity < cut;
     const top = $("top");
-    top.replaceChildren("Looks like ", Object.assign(document.createElement("strong"), {
-      textContent: best.label,
-    }), ` (${percent(best.score)})`);
+    const strong = (text) => Object.assign(document.createElement("strong"), { textContent: text });
+    if (unknown) {
+      const closest = Object.assign(document.createElement("span"), {
+        className: "closest", textContent: `closest: ${best.label} ${percent(best.score, 0)}`,
+      });
+      closest.dataset.testid = "predict-closest";
+      top.replaceChildren(strong("None of these"), " ", closest);
+    } else {
+      top.replaceChildren("Looks like ", strong(best.label), ` (${percent(best.score)})`);
+    }
     top.dataset.label = best.label;
+    top.dataset.unknown = String(unknown);
     top.hidden = false;
     $("bars").replaceChildren(...result.predictions.map((p, i) => bar(p, i === 0)));
+    $("bars").dataset.unknown = String(unknown);
+    const line = $("similarity");
+    line.hidden = result.similarity === null || result.similarity === undefined;
+    line.textContent = `Similarity to the training images ${fixed(result.similarity)}, `
+      + `“none of these” below ${fixed(cut)}`;
+  }
+
+  // The "none of these" slider: shows the model's threshold, saves a moved one (debounced) and asks again.
+  function initThreshold() {
+    const box = $("threshold");
+    const slider = $("threshold-slider");
+    const output = $("threshold-value");
+    const status = $("threshold-status");
+    let timer = null;
+
+    function set(value) {
+      slider.value = String(value);
+      output.textContent = fixed(value);
+      slider.setAttribute("aria-valuetext", fixed(value));
+    }
+
+    function show(m) {
+      clearTimeout(timer);
+      timer = null;
+      const value = m ? m.unknown_threshold : null;
+      box.hidden = value === null || value === undefined;
+      if (box.hidden) return;
+      set(value);
+      $("calibrated").textContent = `(${fixed(m.unknown_threshold_calibrated)})`;
+      status.textContent = "";
+    }
+
+    async function save(body) {
+      const id = model && model.id;
+      if (!id) return;
+      status.textContent = "Saving…";
+      try {
+        const updated = await api.patch(`/api/models/${id}`, body);
+        if (!model || model.id !== id) return;
+        model.unknown_threshold = updated.unknown_threshold;
+        if (timer !== null) return; // moved again meanwhile: the next save follows
+        set(updated.unknown_threshold);
+        status.textContent = "Saved.";
+        if (current) classify(current);
+      } catch (err) {
+        status.textContent = "";
+        showError(err, "Could not save the threshold");
+      }
+    }
+
+    slider.addEventListener("input", () => {
+      const value = Number(slider.value);
+      output.textContent = fixed(value);
+      slider.setAttribute("aria-valuetext", fixed(value));
+      if (last) render(last, value);
+      status.textContent = "";
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        timer = null;
+        save({ unknown_threshold: value });
+      }, SAVE_DELAY_MS);
+    });
+    panel.querySelector("[data-action=reset-threshold]").addEventListener("click", () => {
+      clearTimeout(timer);
+      timer = null;
+      save({ reset_unknown_threshold: true });
+    });
+    return { show };
   }
 
   function bar(prediction, isTop) {

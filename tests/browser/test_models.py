@@ -72,7 +72,7 @@ def test_versions_evaluation_and_threshold(page: Page, api: httpx.Client, two_ve
 
     # The project page links here.
     page.goto(f"/projects/{pid}")
-    page.get_by_test_id("models-link").click()
+    page.get_by_test_id("result-models-link").click()
     page.wait_for_url(re.compile(rf"/projects/{pid}/models"))
     expect(page.get_by_test_id("models-page")).to_have_attribute("data-state", "ready")
 
