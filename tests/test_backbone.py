@@ -71,3 +71,27 @@ def test_imagenet_top1_through_snapclass_own_preprocessing(lite0, imagenet_sampl
     images, labels = imagenet_sample
     size = get_spec("efficientnet_lite0").preprocessing.input_size
     assert _top1(lite0, [prepare(img, size) for img in images], labels, RIGHT) >= 0.88
+
+
+def test_torchvision_backbones_appear_only_when_their_weights_lie_on_disk(tmp_path, client):
+    """Nothing is downloaded: a backbone is offered once its file sits in torch's hub cache."""
+    import torchvision
+
+    spec = get_spec("resnet50")
+    before = torch.hub.get_dir()
+    torch.hub.set_dir(str(tmp_path / "hub"))
+    try:
+        assert not spec.available
+        r = client.post("/api/projects", json={"name": "r", "backbone": "resnet50"})
+        assert r.status_code == 422 and "no weights" in r.json()["detail"]
+        path = spec.weights_path()
+        path.parent.mkdir(parents=True)
+        # Random weights in the real file layout: what is tested is the loading code, not the accuracy.
+        torch.save(torchvision.models.resnet50(weights=None).state_dict(), path)
+        assert spec.available
+        net = spec.load().eval()
+        with torch.inference_mode():
+            assert net(torch.zeros(1, 3, 64, 64)).shape == (1, spec.feature_dim)
+        assert client.post("/api/projects", json={"name": "r", "backbone": "resnet50"}).status_code == 201
+    finally:
+        torch.hub.set_dir(before)
