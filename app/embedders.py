@@ -56,7 +56,7 @@ class EmbedderPool:
     def onnx_path(self, features: str) -> Path:
         name, digest = split_key(features)
         tag = f"{name}-{digest[:16]}" if digest else name
-        return self.cache_dir / "backbones" / f"{tag}-{get_spec(name).feature_version}.onnx"
+        return self.cache_dir / "backbones" / f"{tag}-{get_spec(name).feature_version}-u8.onnx"
 
     def cpu(self, features: str) -> Embedder:
         with self._lock:

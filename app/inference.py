@@ -14,7 +14,7 @@ from app.db import session_scope
 from app.embedders import EmbedderPool
 from app.ml import checkpoint, ood
 from app.ml.head import Head
-from app.ml.preprocess import prepare, to_input
+from app.ml.preprocess import prepare
 from app.ml.runtime import Embedder
 from app.ml.train import head_probabilities
 
@@ -44,7 +44,7 @@ class LoadedModel:
 
     def predict(self, images: list[Image.Image]) -> list[Prediction]:
         pixels = np.stack([prepare(img, self.input_size) for img in images])
-        feats = self.embedder(to_input(pixels))
+        feats = self.embedder(pixels)
         probs = head_probabilities(self.head, feats)
         sims = ood.similarity(feats, self.prototypes) if self.prototypes is not None else [None] * len(images)
         return [Prediction(p, None if s is None else float(s)) for p, s in zip(probs, sims, strict=True)]
@@ -65,12 +65,25 @@ class ModelCache:
         self.session_factory, self.embedders = session_factory, embedders
         self._lock = threading.Lock()
         self._loaded: dict[int, LoadedModel] = {}
+        # project -> (current model id, its threshold), so a prediction costs no query. This process
+        # is the only writer (one server, one worker); the code that changes either calls invalidate.
+        self._current: dict[int, tuple[int | None, float | None]] = {}
+
+    def invalidate(self, project_id: int) -> None:
+        self._current.pop(project_id, None)
+
+    def _current_of(self, project_id: int) -> tuple[int | None, float | None]:
+        cached = self._current.get(project_id)
+        if cached is None:
+            with session_scope(self.session_factory) as s:
+                project = crud.get_project(session=s, project_id=project_id)
+                model = project.current_model
+                cached = (project.current_model_id, model.unknown_threshold if model else None)
+            self._current[project_id] = cached
+        return cached
 
     def current(self, project_id: int) -> LoadedModel:
-        with session_scope(self.session_factory) as s:
-            project = crud.get_project(session=s, project_id=project_id)
-            model_id = project.current_model_id
-            threshold = project.current_model.unknown_threshold if project.current_model else None
+        model_id, threshold = self._current_of(project_id)
         if model_id is None:
             raise NoModel("this project has no trained model yet: train it first")
         loaded = self._loaded.get(project_id)
@@ -98,3 +111,4 @@ class ModelCache:
 
     def forget(self, project_id: int) -> None:
         self._loaded.pop(project_id, None)
+        self.invalidate(project_id)

@@ -12,6 +12,12 @@ from pathlib import Path
 ORIGINAL, WORK, THUMB = "orig", "work", "thumb"
 
 
+def input_kind(size: int) -> str:
+    """The sample already cropped to a backbone's input size: extraction then decodes a small
+    JPEG and skips the resize (bench/speed.py: extraction 0.75x -> 0.8x+ the bare backbone)."""
+    return f"s{size}"
+
+
 def new_key() -> str:
     return secrets.token_hex(16)
 
@@ -27,7 +33,8 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 
 class ImageStore:
-    """Three files per sample: the original bytes, a right-sized RGB JPEG for training, a thumbnail."""
+    """Files per sample: the original bytes, a right-sized RGB JPEG for training and augmentation,
+    a thumbnail, and the crop at the backbone's input size."""
 
     def __init__(self, root: Path):
         self.root = root
@@ -38,13 +45,13 @@ class ImageStore:
         ext = "bin" if kind == ORIGINAL else "jpg"
         return self.root / key[:2] / f"{key}.{kind}.{ext}"
 
-    def put(self, key: str, *, original: bytes, work: bytes, thumb: bytes) -> None:
-        for kind, data in ((ORIGINAL, original), (WORK, work), (THUMB, thumb)):
+    def put(self, key: str, files: dict[str, bytes]) -> None:
+        for kind, data in files.items():
             atomic_write(self.path(key, kind), data)
 
     def read(self, key: str, kind: str) -> bytes:
         return self.path(key, kind).read_bytes()
 
     def delete(self, key: str) -> None:
-        for kind in (ORIGINAL, WORK, THUMB):
-            self.path(key, kind).unlink(missing_ok=True)
+        for path in self.path(key, ORIGINAL).parent.glob(f"{key}.*"):
+            path.unlink(missing_ok=True)

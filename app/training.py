@@ -25,7 +25,7 @@ from app.ml.split import split_by_group
 from app.ml.train import HeadConfig, TrainingCancelled, head_probabilities, train_head
 from app.models import TrainedModel
 from app.services import Services
-from app.storage import WORK
+from app.storage import WORK, input_kind
 
 # Wall-clock budget `auto` plans within, and the epochs fine-tuning would need.
 AUTO_BUDGET_S = 240.0
@@ -56,7 +56,7 @@ def head_config(params: dict, recipe: str) -> HeadConfig:
     a second, where batches of 16 take several), dropout and label smoothing. Measured on hymenoptera
     and cifar10-mini it matches or beats the Teachable-Machine recipe (bench/accuracy.py)."""
     cfg = HeadConfig() if recipe == "teachable-machine" else HeadConfig(
-        hidden=128, dropout=0.3, label_smoothing=0.1, epochs=60, batch_size=128, learning_rate=3e-3)
+        hidden=128, dropout=0.3, label_smoothing=0.1, epochs=40, batch_size=128, learning_rate=3e-3)
     return _override(cfg, params, ("epochs", "batch_size", "learning_rate", "hidden", "dropout", "weight_decay",
                                    "label_smoothing", "seed"))
 
@@ -139,8 +139,15 @@ def embed(services: Services, ctx: JobContext, features: str, spec: BackboneSpec
         load, size = _loader(services), spec.preprocessing.input_size
 
         def pixels(item):
-            img = load(item[1])
-            return prepare(img, size) if view == 0 else augmented_view(img, size, view, item[0])
+            if view == 0:
+                try:  # the crop stored at upload, when it is there and of this size
+                    crop = np.asarray(Image.open(services.store.path(item[1], input_kind(size))).convert("RGB"))
+                    if crop.shape == (size, size, 3):
+                        return crop
+                except FileNotFoundError:
+                    pass
+                return prepare(load(item[1]), size)
+            return augmented_view(load(item[1]), size, view, item[0])
 
         embedder = services.embedders.for_worker(features)
         start, done = time.perf_counter(), 0
@@ -249,6 +256,7 @@ def run_training(services: Services, ctx: JobContext) -> JobOutcome:
         s.flush()
         project.current_model_id = model.id
         model_id, version = model.id, model.version
+    services.models.invalidate(ctx.project_id)
     if digest:
         services.embedders.cpu(model_features)  # build the prediction graph now, not on the first request
     metrics["total_seconds"] = round(time.perf_counter() - t0, 3)

@@ -8,8 +8,9 @@ from sqlalchemy.orm import Session
 
 from app import crud, images
 from app.config import Settings
+from app.ml.preprocess import resize_center_crop
 from app.models import Sample
-from app.storage import ImageStore, new_key
+from app.storage import ORIGINAL, THUMB, WORK, ImageStore, input_kind, new_key
 
 
 @dataclass
@@ -32,7 +33,7 @@ def prepare_file(data: bytes, filename: str, settings: Settings) -> images.Decod
 
 
 def store_files(files: list[tuple[str, bytes]], *, session: Session, store: ImageStore, settings: Settings,
-                class_id: int, source: str = "upload", burst_id: str | None = None) -> UploadResult:
+                class_id: int, input_size: int, source: str = "upload", burst_id: str | None = None) -> UploadResult:
     """Validate and store every file. Files are written before the rows; if the rows fail, the files go."""
     result = UploadResult()
     written: list[str] = []
@@ -45,8 +46,11 @@ def store_files(files: list[tuple[str, bytes]], *, session: Session, store: Imag
                 continue
             key = new_key()
             work = images.fit_shorter_side(decoded.image, settings.work_image_side)
-            store.put(key, original=data, work=images.to_jpeg(work, 92),
-                      thumb=images.to_jpeg(images.thumbnail(work, settings.thumbnail_side), 85))
+            store.put(key, {
+                ORIGINAL: data, WORK: images.to_jpeg(work, 92),
+                THUMB: images.to_jpeg(images.thumbnail(work, settings.thumbnail_side), 85),
+                input_kind(input_size): images.to_jpeg(resize_center_crop(decoded.image, input_size), 95),
+            })
             written.append(key)
             result.added.append(crud.add_sample(
                 session=session, class_id=class_id, key=key, filename=filename[:255],

@@ -40,7 +40,8 @@ def backbone_only(paths: list[Path]) -> tuple[float, float]:
     size = spec.preprocessing.input_size
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bb.onnx"
-        export_onnx(FeatureNet(spec.load(), spec.preprocessing), path, size, ["features"])
+        # The bare backbone takes the float input it was made for; snapclass's own graph also converts.
+        export_onnx(FeatureNet(spec.load(), spec.preprocessing, uint8_input=False), path, size, ["features"])
         embedder = OrtEmbedder(path)
         x = to_input(np.stack([prepare(Image.open(p).convert("RGB"), size) for p in paths]))
         embedder(x[:32])

@@ -114,13 +114,13 @@ def test_deleting_samples_classes_and_projects_removes_their_files(client):
     pid, (a, b) = make_project(client)
     upload(client, a, photos("hymenoptera", "train", "ants", limit=3))
     upload(client, b, photos("hymenoptera", "train", "bees", limit=2))
-    assert count_files(client) == 15  # original, working copy, thumbnail
+    assert count_files(client) == 20  # original, working copy, thumbnail, crop at the input size
     first = client.get(f"/api/classes/{a}/samples").json()[0]
     assert client.delete(f"/api/samples/{first['id']}").status_code == 204
     assert client.get(first["url"]).status_code == 404
-    assert count_files(client) == 12
+    assert count_files(client) == 16
     assert client.delete(f"/api/classes/{a}").status_code == 204
-    assert count_files(client) == 6
+    assert count_files(client) == 8
     assert client.delete(f"/api/projects/{pid}").status_code == 204
     assert count_files(client) == 0
     assert client.delete(f"/api/samples/{first['id']}").status_code == 404

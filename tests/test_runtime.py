@@ -8,8 +8,9 @@ import numpy as np
 from PIL import Image
 
 from app.ml.backbones import get_spec
-from app.ml.preprocess import prepare, to_input
+from app.ml.preprocess import prepare
 from app.ml.runtime import FeatureNet, OrtEmbedder, TorchEmbedder, export_onnx
+from app.storage import input_kind
 from tests.conftest import photos
 
 # float32 both ways; the graphs differ only in operator fusion.
@@ -23,7 +24,7 @@ def test_onnxruntime_and_torch_give_the_same_embeddings(tmp_path):
     size = spec.preprocessing.input_size
     export_onnx(net, path, size, ["features"])
     paths = photos("hymenoptera", "val", "bees", limit=8)
-    x = to_input(np.stack([prepare(Image.open(p).convert("RGB"), size) for p in paths]))
+    x = np.stack([prepare(Image.open(p).convert("RGB"), size) for p in paths])
     ours, theirs = OrtEmbedder(path)(x), TorchEmbedder(net, "cpu")(x)
     assert ours.shape == theirs.shape == (8, 1280)
     assert np.abs(ours - theirs).max() < ATOL
@@ -52,9 +53,10 @@ def test_the_gpu_code_path_runs_on_the_cpu_and_agrees_with_onnxruntime(tmp_path,
             rows = conn.execute("SELECT s.key, e.vector FROM embeddings e JOIN samples s ON s.id = e.sample_id "
                                 "LIMIT 4").fetchall()
         size = get_spec("efficientnet_lite0").preprocessing.input_size
-        pixels = np.stack([prepare(Image.open(services.store.path(key, "work")).convert("RGB"), size)
+        # The pixels extraction read: the crop stored at upload.
+        pixels = np.stack([np.asarray(Image.open(services.store.path(key, input_kind(size))).convert("RGB"))
                            for key, _ in rows])
-        by_ort = services.embedders.cpu("efficientnet_lite0")(to_input(pixels))
+        by_ort = services.embedders.cpu("efficientnet_lite0")(pixels)
         by_torch = np.stack([np.frombuffer(vec, dtype="<f4") for _, vec in rows])
         assert np.abs(by_ort - by_torch).max() < ATOL
         job = train(client, pid, mode="finetune", epochs=2, finetune_epochs=1, unfreeze=1)

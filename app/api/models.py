@@ -29,21 +29,24 @@ def get_model(model_id: int, session: SessionDep):
 
 
 @router.post("/projects/{project_id}/models/{model_id}/activate", response_model=ModelOut)
-def activate_model(project_id: int, model_id: int, session: SessionDep):
+def activate_model(project_id: int, model_id: int, session: SessionDep, services: ServicesDep):
     """Make this version the project's current model (prediction, live page and downloads use it)."""
     model = crud.set_current_model(session=session, project_id=project_id, model_id=model_id)
+    session.commit()
+    services.models.invalidate(project_id)
     return model_out(model, model.id, full=False)
 
 
 @router.patch("/models/{model_id}", response_model=ModelOut)
-def update_model(model_id: int, body: ModelUpdate, session: SessionDep):
+def update_model(model_id: int, body: ModelUpdate, session: SessionDep, services: ServicesDep):
     """Adjust the "none of these" threshold; it is carried into downloads made afterwards."""
     model = crud.get_model(session=session, model_id=model_id)
     if body.reset_unknown_threshold:
         model.unknown_threshold = model.unknown_threshold_calibrated
     elif body.unknown_threshold is not None:
         model.unknown_threshold = body.unknown_threshold
-    session.flush()
+    session.commit()
+    services.models.invalidate(model.project_id)
     current = crud.get_project(session=session, project_id=model.project_id).current_model_id
     return model_out(model, current, full=False)
 

@@ -37,12 +37,13 @@ def upload_samples(
     source: Annotated[str, Form(pattern="^(upload|webcam)$")] = "upload",
 ):
     settings = services.settings
-    crud.get_class(session=session, class_id=class_id)
+    image_class = crud.get_class(session=session, class_id=class_id)
+    input_size = services.embedders.spec(image_class.project.features).preprocessing.input_size
     if len(files) > settings.max_files_per_upload:
         raise HTTPException(413, f"at most {settings.max_files_per_upload} files per upload")
     data = [(f.filename or "unnamed", read_upload(f, settings.max_upload_bytes)) for f in files]
     result = store_files(data, session=session, store=services.store, settings=settings, class_id=class_id,
-                         source=source, burst_id=burst_id)
+                         input_size=input_size, source=source, burst_id=burst_id)
     if not result.added:
         session.rollback()
         return JSONResponse(status_code=422, content={

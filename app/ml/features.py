@@ -8,7 +8,6 @@ from typing import TypeVar
 
 import numpy as np
 
-from app.ml.preprocess import to_input
 from app.ml.runtime import Embedder
 
 T = TypeVar("T")
@@ -35,4 +34,4 @@ def iter_embeddings(items: Sequence[T], pixels: Callable[[T], np.ndarray], embed
             ready = pending.result()
             if i + 1 < len(batches):
                 pending = ahead.submit(_load_batch, batches[i + 1], pixels, pool)
-            yield batch, embedder(to_input(ready))
+            yield batch, embedder(ready)
