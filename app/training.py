@@ -56,7 +56,7 @@ def head_config(params: dict, recipe: str) -> HeadConfig:
     a second, where batches of 16 take several), dropout and label smoothing. Measured on hymenoptera
     and cifar10-mini it matches or beats the Teachable-Machine recipe (bench/accuracy.py)."""
     cfg = HeadConfig() if recipe == "teachable-machine" else HeadConfig(
-        hidden=128, dropout=0.3, label_smoothing=0.1, epochs=40, batch_size=128, learning_rate=3e-3)
+        hidden=64, dropout=0.3, label_smoothing=0.1, epochs=40, batch_size=128, learning_rate=3e-3)
     return _override(cfg, params, ("epochs", "batch_size", "learning_rate", "hidden", "dropout", "weight_decay",
                                    "label_smoothing", "seed"))
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the head's dropout moved after the hidden layer
 
 
 class CheckpointError(ValueError):
