@@ -119,3 +119,12 @@ def to_jpeg(img: Image.Image, quality: int = 92) -> bytes:
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=quality)
     return buf.getvalue()
+
+
+def to_npy(img: Image.Image) -> bytes:
+    """Raw uint8 RGB pixels in .npy format: read back with no decoding and no loss."""
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(img.convert("RGB"), dtype=np.uint8), allow_pickle=False)
+    return buf.getvalue()

@@ -13,8 +13,9 @@ ORIGINAL, WORK, THUMB = "orig", "work", "thumb"
 
 
 def input_kind(size: int) -> str:
-    """The sample already cropped to a backbone's input size: extraction then decodes a small
-    JPEG and skips the resize (bench/speed.py: extraction 0.75x -> 0.8x+ the bare backbone)."""
+    """The sample already cropped to a backbone's input size, as raw uint8 pixels (.npy): extraction
+    then neither decodes nor resizes (bench/speed.py: 0.75x -> 0.83x the bare backbone). Lossless on
+    purpose: a JPEG of the crop made training see other pixels than prediction (-3 points on CIFAR)."""
     return f"s{size}"
 
 
@@ -42,7 +43,7 @@ class ImageStore:
     def path(self, key: str, kind: str) -> Path:
         if not key.isalnum():  # keys are ours; refuse anything that could walk the tree
             raise ValueError("bad storage key")
-        ext = "bin" if kind == ORIGINAL else "jpg"
+        ext = "bin" if kind == ORIGINAL else "npy" if kind.startswith("s") else "jpg"
         return self.root / key[:2] / f"{key}.{kind}.{ext}"
 
     def put(self, key: str, files: dict[str, bytes]) -> None:

@@ -49,7 +49,7 @@ def store_files(files: list[tuple[str, bytes]], *, session: Session, store: Imag
             store.put(key, {
                 ORIGINAL: data, WORK: images.to_jpeg(work, 92),
                 THUMB: images.to_jpeg(images.thumbnail(work, settings.thumbnail_side), 85),
-                input_kind(input_size): images.to_jpeg(resize_center_crop(decoded.image, input_size), 95),
+                input_kind(input_size): images.to_npy(resize_center_crop(decoded.image, input_size)),
             })
             written.append(key)
             result.added.append(crud.add_sample(

@@ -54,8 +54,7 @@ def test_the_gpu_code_path_runs_on_the_cpu_and_agrees_with_onnxruntime(tmp_path,
                                 "LIMIT 4").fetchall()
         size = get_spec("efficientnet_lite0").preprocessing.input_size
         # The pixels extraction read: the crop stored at upload.
-        pixels = np.stack([np.asarray(Image.open(services.store.path(key, input_kind(size))).convert("RGB"))
-                           for key, _ in rows])
+        pixels = np.stack([np.load(services.store.path(key, input_kind(size))) for key, _ in rows])
         by_ort = services.embedders.cpu("efficientnet_lite0")(pixels)
         by_torch = np.stack([np.frombuffer(vec, dtype="<f4") for _, vec in rows])
         assert np.abs(by_ort - by_torch).max() < ATOL

@@ -53,8 +53,8 @@ def test_cancel_a_running_job(client):
 def test_a_failing_job_is_marked_failed_and_the_server_keeps_serving(client):
     pid = _trainable(client, n=3)
     store = client.app.state.services.store
-    for path in store.root.rglob("*.jpg"):
-        if ".thumb." not in path.name:
+    for path in store.root.rglob("*.*"):
+        if ".thumb." not in path.name and ".orig." not in path.name:
             path.unlink()  # the images vanish from disk behind the server's back
     job = wait_job(client, client.post(f"/api/projects/{pid}/train", json={"mode": "head"}).json()["job_id"])
     assert job["status"] == "failed" and "FileNotFoundError" in job["message"]

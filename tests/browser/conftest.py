@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,6 +79,13 @@ def server(tmp_path_factory) -> str:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def api(server):
+    """An HTTP client on the live server, for setting up what a test does not do through the page."""
+    with httpx.Client(base_url=server, timeout=120) as client:
+        yield client
 
 
 @pytest.fixture(scope="session")

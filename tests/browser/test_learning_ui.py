@@ -18,12 +18,6 @@ PER_CLASS = 8
 TRAIN_TIMEOUT_S = 120
 
 
-@pytest.fixture(scope="module")
-def api(server):
-    with httpx.Client(base_url=server, timeout=120) as client:
-        yield client
-
-
 def make_project(api: httpx.Client, hymenoptera: Path, name: str) -> int:
     """A project with ants and bees, PER_CLASS hymenoptera/train photos each, uploaded through the API."""
     r = api.post("/api/projects", json={"name": name})

@@ -17,12 +17,6 @@ PER_CLASS = 12
 TRAIN_TIMEOUT_S = 180
 
 
-@pytest.fixture(scope="module")
-def api(server):
-    with httpx.Client(base_url=server, timeout=120) as client:
-        yield client
-
-
 def created(response: httpx.Response) -> int:
     assert response.status_code == 201, f"{response.status_code} {response.text}"
     return response.json()["id"]

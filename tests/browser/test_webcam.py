@@ -22,12 +22,6 @@ from tests.browser.conftest import CHROMIUM_ARGS, DESKTOP, _page, launch  # noqa
 TRAIN_TIMEOUT_S = 180
 
 
-@pytest.fixture
-def api(server):
-    with httpx.Client(base_url=server, timeout=120) as client:
-        yield client
-
-
 def created(response: httpx.Response) -> int:
     assert response.status_code == 201, f"{response.status_code} {response.text}"
     return response.json()["id"]
@@ -35,12 +29,6 @@ def created(response: httpx.Response) -> int:
 
 def make_project(api: httpx.Client, name: str, classes=("ants", "bees")) -> tuple[int, dict[str, int]]:
     pid = created(api.post("/api/projects", json={"name": name}))
-    # POST /api/projects answers before its session commits (the commit is in a yield dependency, which
-    # FastAPI runs after sending the response), so on a busy machine the next request can get a 404.
-    for _ in range(50):
-        if api.get(f"/api/projects/{pid}").status_code == 200:
-            break
-        time.sleep(0.05)
     ids = {c: created(api.post(f"/api/projects/{pid}/classes", json={"name": c})) for c in classes}
     return pid, ids
 
