@@ -97,7 +97,11 @@ export function initRecorder() {
       stream = next;
       video.hidden = false;
       const active = await attach(video, stream);
-      if (mine !== opening) return;
+      if (mine !== opening) {
+        // Closed (or reopened) while the video was attaching: leave no stopped stream on it.
+        if (!dialog.open) video.srcObject = null;
+        return;
+      }
       $("starting").hidden = true;
       renderCameraPicker(cameraSelect, await listCameras(), active);
       settle();

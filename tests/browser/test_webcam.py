@@ -128,7 +128,8 @@ def test_hold_to_record_stores_one_burst_per_press(page: Page, api: httpx.Client
     # Closing stops the camera; the class card shows the frames.
     page.get_by_test_id("recorder-close").click()
     expect(recorder).to_be_hidden()
-    assert page.evaluate("() => document.querySelector('[data-testid=recorder-video]').srcObject") is None
+    page.wait_for_function("() => document.querySelector('[data-testid=recorder-video]').srcObject === null",
+                           timeout=5000)
     ants = card(page, "ants")
     expect(ants.get_by_test_id("class-count")).to_have_text(f"{n} images")
     expect(ants.get_by_test_id("thumb")).to_have_count(n)
