@@ -13,7 +13,7 @@ from app.embedders import EmbedderPool
 from app.ml import checkpoint
 from app.ml.backbones import get_spec
 from app.ml.export import FORMATS, WRITERS, Classifier, model_metadata
-from app.ml.head import Head
+from app.ml.head import head_from_arch
 from app.models import TrainedModel
 
 _locks: dict[tuple[int, str], threading.Lock] = {}
@@ -29,7 +29,7 @@ def export_path(cache_dir: Path, model: TrainedModel, fmt: str) -> Path:
 
 def build_classifier(model: TrainedModel, embedders: EmbedderPool) -> Classifier:
     ckpt = checkpoint.unpack(model.weights)
-    head = Head.from_arch(ckpt["head_arch"])
+    head = head_from_arch(ckpt["head_arch"])
     head.load_state_dict(ckpt["head_state"])
     spec = get_spec(model.backbone)
     protos = ckpt["prototypes"] if ckpt.get("prototypes") is not None else torch.zeros(1, spec.feature_dim)

@@ -8,12 +8,13 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 from sqlalchemy.orm import Session, sessionmaker
+from torch import nn
 
 from app import crud
 from app.db import session_scope
 from app.embedders import EmbedderPool
 from app.ml import checkpoint, ood
-from app.ml.head import Head
+from app.ml.head import head_from_arch
 from app.ml.preprocess import prepare
 from app.ml.runtime import Embedder
 from app.ml.train import head_probabilities
@@ -38,7 +39,7 @@ class LoadedModel:
     labels: list[str]
     input_size: int
     embedder: Embedder
-    head: Head
+    head: nn.Module  # a Head, or a HeadEnsemble
     prototypes: np.ndarray | None
     unknown_threshold: float | None
 
@@ -101,7 +102,7 @@ class ModelCache:
             row = crud.get_model(session=s, model_id=model_id)
             ckpt = checkpoint.unpack(row.weights)
             features, labels, version, threshold = row.features, list(row.labels), row.version, row.unknown_threshold
-        head = Head.from_arch(ckpt["head_arch"])
+        head = head_from_arch(ckpt["head_arch"])
         head.load_state_dict(ckpt["head_state"])
         head.eval()
         protos = ckpt.get("prototypes")

@@ -133,7 +133,12 @@ class TrainRequest(BaseModel):
     unfreeze: int | None = Field(default=None, ge=1, le=20, description="blocks unfrozen, from the output end")
     finetune_epochs: int | None = Field(default=None, ge=1, le=200)
     finetune_learning_rate: float | None = Field(default=None, gt=0, le=1)
-    val_fraction: float | None = Field(default=None, ge=0, le=0.5)
+    folds: int | None = Field(default=None, ge=1, le=10,
+                              description="cross-validation folds of snapclass's head (default 5); 1: one "
+                              "validation split of val_fraction instead, as the other modes use")
+    val_fraction: float | None = Field(default=None, ge=0, le=0.5,
+                                       description="validation share of a single split (fine-tuning, the "
+                                       "Teachable-Machine recipe, folds=1)")
     seed: int | None = Field(default=None, ge=0)
 
 

@@ -15,13 +15,14 @@ from app.jobs import JobContext, JobOutcome
 from app.ml import checkpoint, ood, plan
 from app.ml.augment import augmented_view
 from app.ml.backbones import BackboneSpec
+from app.ml.crossval import FOLDS, fold_splits, train_cross_validated
 from app.ml.curves import learning_curves
 from app.ml.evaluate import classification_report
 from app.ml.features import iter_embeddings
 from app.ml.finetune import FinetuneConfig, finetune
 from app.ml.preprocess import prepare
 from app.ml.runtime import FeatureNet, TorchEmbedder
-from app.ml.split import split_by_group
+from app.ml.split import kfold_by_group, split_by_group
 from app.ml.train import HeadConfig, TrainingCancelled, head_probabilities, train_head
 from app.models import TrainedModel
 from app.services import Services
@@ -185,24 +186,42 @@ def run_training(services: Services, ctx: JobContext) -> JobOutcome:
     ctx.notes.update(embedded_new=notes["new"], embedded_cached=notes["cached"],
                      **{f"extract_{k}": v for k, v in notes.items() if k not in ("new", "cached")})
     head_cfg = head_config(params, choice.recipe)
-    train_idx, val_idx = split_by_group(data.y, data.groups, float(params.get("val_fraction") or 0.15),
-                                        head_cfg.seed)
+    n_folds = int(params.get("folds") or FOLDS)
+    cross_validate = choice.mode == "head" and choice.recipe == "snapclass" and n_folds > 1
+    if cross_validate:
+        folds = kfold_by_group(data.y, data.groups, n_folds, head_cfg.seed)
+        splits = fold_splits(folds)
+        train_idx = np.arange(len(data.y))  # the answering heads, together, learned from every photo
+        val_idx = np.flatnonzero(folds >= 0)
+    else:
+        train_idx, val_idx = split_by_group(data.y, data.groups, float(params.get("val_fraction") or 0.15),
+                                            head_cfg.seed)
+        splits = [(train_idx, val_idx)] if len(val_idx) else []
 
-    # Augmented views of the training images only: validation judges plain images, as users send.
-    Xtrain, ytrain = X[train_idx], data.y[train_idx]
-    views_report = stages.report("views")
+    # Augmented views of training images only: validation judges plain images, as users send.
+    views, views_report = [], stages.report("views")
     for view in range(1, choice.views + 1):
         Xv, _ = embed(services, ctx, features, spec, [data.ids[i] for i in train_idx],
                       [data.keys[i] for i in train_idx], view,
                       lambda f, msg, v=view: views_report((v - 1 + f) / choice.views, msg))
-        Xtrain, ytrain = np.concatenate([Xtrain, Xv]), np.concatenate([ytrain, data.y[train_idx]])
+        views.append(Xv)
 
-    # Phase one: the head on cached embeddings (train rows first, then the plain validation rows).
-    n_train = len(Xtrain)
-    Xall, yall = np.concatenate([Xtrain, X[val_idx]]), np.concatenate([ytrain, data.y[val_idx]])
-    head_result = train_head(Xall, yall, np.arange(n_train), np.arange(n_train, len(Xall)), len(data.labels),
-                             head_cfg, on_progress=stages.report("head"), should_stop=ctx.should_stop)
-    head, history, best_epoch = head_result.head, list(head_result.history), head_result.best_epoch
+    # Phase one: the head on cached embeddings.
+    if cross_validate:
+        cv = train_cross_validated(X, data.y, folds, len(data.labels), head_cfg, views,
+                                   on_progress=stages.report("head"), should_stop=ctx.should_stop)
+        head, history, head_seconds = cv.head, cv.history, cv.seconds
+        best_epoch = int(np.median(cv.best_epochs))
+        ctx.notes.update(best_epochs=cv.best_epochs)
+        val_probs = cv.held_out_probs
+    else:
+        n_train = len(train_idx) * (1 + len(views))
+        Xall = np.concatenate([X[train_idx], *views, X[val_idx]])
+        yall = np.concatenate([data.y[train_idx]] * (1 + len(views)) + [data.y[val_idx]])
+        head_result = train_head(Xall, yall, np.arange(n_train), np.arange(n_train, len(Xall)), len(data.labels),
+                                 head_cfg, on_progress=stages.report("head"), should_stop=ctx.should_stop)
+        head, history, best_epoch = head_result.head, list(head_result.history), head_result.best_epoch
+        head_seconds, val_probs = head_result.seconds, None
     for row in history:
         row["phase"] = "head"
     digest, model_features = None, features
@@ -215,9 +234,9 @@ def run_training(services: Services, ctx: JobContext) -> JobOutcome:
                           [int(i) for i in val_idx], data.y[val_idx], ft_cfg,
                           device=services.device, on_progress=stages.report("finetune"),
                           should_stop=ctx.should_stop)
-        head, best_epoch = result.head, len(history) + result.best_epoch
-        history += [{**row, "phase": "finetune", "epoch": len(head_result.history) + row["epoch"]}
-                    for row in result.history]
+        head_epochs = len(history)
+        head, best_epoch = result.head, head_epochs + result.best_epoch
+        history += [{**row, "phase": "finetune", "epoch": head_epochs + row["epoch"]} for row in result.history]
         ctx.notes.update(finetune_seconds=round(result.seconds, 3), finetune_stopped=result.stopped_early,
                          unfreeze=ft_cfg.unfreeze)
         with session_scope(services.session_factory) as s:
@@ -232,17 +251,22 @@ def run_training(services: Services, ctx: JobContext) -> JobOutcome:
     stages.report("evaluate")(0.5, "evaluating")
     labels = data.labels
     probs = head_probabilities(head, X)
-    metrics = evaluation(probs, data, train_idx, val_idx)
+    metrics = evaluation(probs if val_probs is None else val_probs, probs, data, train_idx, val_idx)
+    metrics["validation"] = (
+        {"method": "none"} if not splits else {"method": "cross-validation", "folds": len(splits)}
+        if cross_validate else {"method": "split", "fraction": float(params.get("val_fraction") or 0.15)})
     protos = ood.prototypes(X[train_idx], data.y[train_idx], len(labels), head_cfg.seed)
-    threshold = ood.calibrate(np.concatenate([ood.similarity(X[val_idx], protos), ood.leave_one_out(protos)]))
-    if choice.mode == "head" and len(val_idx):
+    threshold = ood.calibrate(np.concatenate([ood.held_out_scores(X, data.y, splits, len(labels), head_cfg.seed),
+                                              ood.leave_one_out(protos)]))
+    if choice.mode == "head" and splits:
         full = {"accuracy": metrics["val_accuracy"], "per_class": metrics["per_class"]}
-        metrics["learning_curves"] = learning_curves(X, data.y, train_idx, val_idx, labels,
-                                                     head_config(params, "snapclass"), full, head_cfg.seed)
-    metrics.update(ctx.notes, history=history, best_epoch=best_epoch, head_seconds=round(head_result.seconds, 3),
+        metrics["learning_curves"] = learning_curves(X, data.y, splits, labels, head_config(params, "snapclass"),
+                                                     full, head_cfg.seed)
+    metrics.update(ctx.notes, history=history, best_epoch=best_epoch, head_seconds=round(head_seconds, 3),
                    augment_views=choice.views, unknown_threshold=threshold,
                    total_seconds=round(time.perf_counter() - t0, 3),
-                   config={"head": vars(head_cfg), "views": choice.views})
+                   config={"head": vars(head_cfg), "views": choice.views,
+                           **({"folds": len(splits)} if cross_validate else {})})
     weights = checkpoint.pack(head_arch=head.arch(), head_state=head.state_dict(), prototypes=protos)
     with session_scope(services.session_factory) as s:
         project = crud.get_project(session=s, project_id=ctx.project_id)
@@ -261,8 +285,9 @@ def run_training(services: Services, ctx: JobContext) -> JobOutcome:
         services.embedders.cpu(model_features)  # build the prediction graph now, not on the first request
     metrics["total_seconds"] = round(time.perf_counter() - t0, 3)
     acc = metrics.get("val_accuracy")
+    judged = "cross-validated" if cross_validate else "validation"
     summary = f"model v{version} of {project_name!r} ready ({choice.mode})" + (
-        f", validation accuracy {acc:.1%}" if acc is not None else " (too few images for a validation set)")
+        f", {judged} accuracy {acc:.1%}" if acc is not None else " (too few images for a validation set)")
     return JobOutcome(model_id=model_id, metrics=metrics, message=summary)
 
 
@@ -274,11 +299,14 @@ def _embed_uncached(keys: list[str], load, spec: BackboneSpec, embedder, report)
     return np.concatenate(out), None
 
 
-def evaluation(probs: np.ndarray, data: Dataset, train_idx: np.ndarray, val_idx: np.ndarray) -> dict:
-    """Everything the evaluation view shows, from the predicted probabilities of every sample."""
+def evaluation(val_probs: np.ndarray, train_probs: np.ndarray, data: Dataset, train_idx: np.ndarray,
+               val_idx: np.ndarray) -> dict:
+    """Everything the evaluation view shows. `val_probs` rows of `val_idx` come from a model that did
+    not train on them (the validation split's, or each photo's cross-validation fold's)."""
     labels, y = data.labels, data.y
+    probs = val_probs
     val = classification_report(y[val_idx], probs[val_idx], labels)
-    train = classification_report(y[train_idx], probs[train_idx], labels)
+    train = classification_report(y[train_idx], train_probs[train_idx], labels)
     predictions, mistakes = [], []
     for i in val_idx:
         pred = int(probs[i].argmax())

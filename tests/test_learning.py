@@ -66,6 +66,31 @@ def test_evaluation_a_person_can_read(ants_bees):
     assert "val_predictions" in client.get(f"/api/projects/{pid}/models?full=true").json()[0]["metrics"]
 
 
+def test_cross_validation_judges_each_photo_by_a_head_that_never_saw_it(client):
+    """A bee filed under ants: the heads that trained on it may learn the wrong label, but the fold
+    head that held it out calls it a bee, so it is listed among the mistakes. Every photo is judged."""
+    pid, (ants, bees) = make_project(client, classes=("ants", "bees"))
+    ids = [x["id"] for cid, name in ((ants, "ants"), (bees, "bees"))
+           for x in upload(client, cid, photos("hymenoptera", "train", name, limit=20)).json()["added"]]
+    stray_id = upload(client, ants, photos("hymenoptera", "val", "bees", limit=1)).json()["added"][0]["id"]
+    m = train(client, pid)["metrics"]
+    assert m["validation"] == {"method": "cross-validation", "folds": 5} and len(m["best_epochs"]) == 5
+    assert m["n_train"] == m["n_val"] == 41 and len(m["val_predictions"]) == 41
+    assert {r["sample_id"] for r in m["val_predictions"]} == {*ids, stray_id}
+    wrong = {r["sample_id"]: r for r in m["misclassified"]}
+    assert stray_id in wrong and (wrong[stray_id]["true"], wrong[stray_id]["predicted"]) == (0, 1)
+    assert m["val_accuracy"] == pytest.approx(1 - len(wrong) / 41)
+    # The mean of the fold heads answers: all 41 photos behind it, the stray too.
+    assert m["train_accuracy"] >= m["val_accuracy"]
+
+    # One validation split on request, as fine-tuning and the Teachable-Machine recipe use.
+    single = train(client, pid, folds=1)["metrics"]
+    assert single["validation"] == {"method": "split", "fraction": 0.15}
+    assert single["n_train"] + single["n_val"] == 41 and 4 <= single["n_val"] <= 8
+    tm = train(client, pid, recipe="teachable-machine", epochs=5)["metrics"]
+    assert tm["validation"]["method"] == "split" and tm["n_train"] + tm["n_val"] == 41
+
+
 def _predict(client, pid, path, **params):
     r = client.post(f"/api/projects/{pid}/predict", params=params, files={"file": (path.name, path.read_bytes())})
     assert r.status_code == 200, r.text

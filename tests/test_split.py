@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.ml.split import split_by_group
+from app.ml.split import kfold_by_group, split_by_group
 
 
 def test_about_fifteen_percent_of_each_class_goes_to_validation():
@@ -47,3 +47,39 @@ def test_tiny_classes_keep_their_only_images_for_training():
     y = np.array([0, 1, 1])
     train, val = split_by_group(y, ["a", "b", "c"], 0.15)
     assert train.tolist() == [0, 1, 2] and val.tolist() == []
+
+
+def _bursty_labels(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    y, groups = [], []
+    for cls in range(3):
+        for burst in range(6):
+            n = int(rng.integers(3, 20))
+            y += [cls] * n
+            groups += [f"c{cls}-b{burst}"] * n
+        for single in range(7):
+            y.append(cls)
+            groups.append(f"c{cls}-file{single}")
+    return np.array(y), groups
+
+
+def test_kfold_holds_every_photo_out_once_with_bursts_whole():
+    y, groups = _bursty_labels()
+    for seed in range(10):
+        folds = kfold_by_group(y, groups, 5, seed=seed)
+        assert (folds >= 0).all() and set(folds.tolist()) == set(range(5))
+        for g in set(groups):
+            assert len({int(folds[i]) for i in range(len(y)) if groups[i] == g}) == 1
+        for cls in range(3):
+            # Every fold's training side keeps the class; no fold takes far more than its share.
+            sizes = np.bincount(folds[y == cls], minlength=5)
+            assert sizes.max() < (y == cls).sum() and sizes.max() - sizes.min() <= 19
+
+
+def test_kfold_never_holds_out_a_class_of_one_group():
+    y = np.array([0] * 30 + [1] * 2 + [2] * 10)
+    groups = ["burst"] * 30 + ["f1", "f2"] + [f"g{i}" for i in range(10)]
+    folds = kfold_by_group(y, groups, 5, seed=3)
+    assert (folds[y == 0] == -1).all()
+    assert len(set(folds[y == 1].tolist())) == 2 and (folds[y == 1] >= 0).all()  # two photos, two folds
+    assert sorted(np.bincount(folds[y == 2], minlength=5).tolist()) == [2, 2, 2, 2, 2]

@@ -10,23 +10,31 @@ from app.ml.train import HeadConfig, head_probabilities, train_head
 FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 
 
-def learning_curves(X: np.ndarray, y: np.ndarray, train_idx: np.ndarray, val_idx: np.ndarray,
-                    labels: list[str], cfg: HeadConfig, full: dict, seed: int = 0) -> dict:
-    """Validation accuracy per class when each class keeps only a fraction of its training images.
+def learning_curves(X: np.ndarray, y: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]], labels: list[str],
+                    cfg: HeadConfig, full: dict, seed: int = 0) -> dict:
+    """Held-out accuracy per class when each class keeps only a fraction of its training images.
 
-    `full` is the trained model's own validation report: the 100 % point costs nothing more.
+    `splits` are the (train, held-out) rows the model itself was judged on: one validation split,
+    or every cross-validation fold, so each point covers the same photos as the model's own report,
+    which is `full`, the 100 % point, at no extra cost.
     """
     rng = np.random.default_rng(seed)
-    order = {k: rng.permutation(train_idx[y[train_idx] == k]) for k in range(len(labels))}
+    orders = [{k: rng.permutation(tr[y[tr] == k]) for k in range(len(labels))} for tr, _ in splits]
+    held = np.concatenate([h for _, h in splits])
     points = []
     for frac in FRACTIONS:
-        subset = np.concatenate([idx[:max(1, round(frac * len(idx)))] for idx in order.values()])
+        subsets = [np.concatenate([idx[:max(1, round(frac * len(idx)))] for idx in order.values() if len(idx)])
+                   for order in orders]
         if frac == 1.0:
             report = full
         else:
-            result = train_head(X, y, subset, val_idx, len(labels), cfg)
-            report = classification_report(y[val_idx], head_probabilities(result.head, X[val_idx]), labels)
-        points.append({"fraction": frac, "train_count": int(len(subset)), "accuracy": report["accuracy"],
+            probs = np.zeros((len(y), len(labels)), dtype=np.float32)
+            for subset, (_, val_idx) in zip(subsets, splits, strict=True):
+                result = train_head(X, y, subset, val_idx, len(labels), cfg)
+                probs[val_idx] = head_probabilities(result.head, X[val_idx])
+            report = classification_report(y[held], probs[held], labels)
+        points.append({"fraction": frac, "train_count": int(round(np.mean([len(s) for s in subsets]))),
+                       "accuracy": report["accuracy"],
                        "per_class": {c["label"]: c["accuracy"] for c in report["per_class"]}})
     return {"points": points, "advice": advice(points, labels)}
 

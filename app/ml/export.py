@@ -13,7 +13,6 @@ import torch
 from torch import nn
 
 from app.ml.backbones import Backbone, Preprocessing
-from app.ml.head import Head
 from app.ml.ood import NEIGHBOURS
 from app.ml.preprocess import Normalize
 from app.ml.runtime import export_onnx
@@ -28,7 +27,7 @@ class Classifier(nn.Module):
     for "none of these".
     """
 
-    def __init__(self, backbone: Backbone, head: Head, prep: Preprocessing, prototypes: torch.Tensor):
+    def __init__(self, backbone: Backbone, head: nn.Module, prep: Preprocessing, prototypes: torch.Tensor):
         super().__init__()
         self.normalize = Normalize(prep.mean, prep.std)
         self.backbone = backbone

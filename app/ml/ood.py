@@ -52,3 +52,12 @@ def leave_one_out(protos: np.ndarray, k: int = NEIGHBOURS) -> np.ndarray:
 def calibrate(scores: np.ndarray, accept: float = DEFAULT_ACCEPT) -> float:
     """The threshold that lets `accept` of these in-distribution scores through."""
     return float(np.quantile(scores, 1 - accept)) if len(scores) else 0.0
+
+
+def held_out_scores(X: np.ndarray, y: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]], num_classes: int,
+                    seed: int = 0) -> np.ndarray:
+    """Scores of held-out samples against prototypes of their split's training rows only: how new
+    photos of known classes score, with bursts kept apart (leave-one-out alone would let a frame's
+    near-identical neighbour vouch for it)."""
+    scores = [similarity(X[held], prototypes(X[train], y[train], num_classes, seed)) for train, held in splits]
+    return np.concatenate(scores) if scores else np.zeros(0, dtype=np.float32)

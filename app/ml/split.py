@@ -35,3 +35,31 @@ def split_by_group(labels: np.ndarray, groups: list[str], val_fraction: float = 
                 val.extend(by_group[name])
                 taken += size
     return np.array(sorted(train), dtype=np.int64), np.array(sorted(val), dtype=np.int64)
+
+
+def kfold_by_group(labels: np.ndarray, groups: list[str], k: int = 5, seed: int = 0) -> np.ndarray:
+    """Fold number (0..k-1) of every sample for cross-validation, or -1 for "always in training".
+
+    Per class, whole groups are dealt to the folds with the fewest of that class's samples so far,
+    so each fold holds about 1/k of every class and a burst never straddles folds. A class with a
+    single group is never held out: its fold's model would not know the class at all.
+    """
+    rng = np.random.default_rng(seed)
+    folds = np.full(len(labels), -1, dtype=np.int64)
+    for cls in np.unique(labels):
+        by_group: dict[str, list[int]] = defaultdict(list)
+        for i in np.flatnonzero(labels == cls):
+            by_group[groups[i]].append(int(i))
+        if len(by_group) < 2:
+            continue
+        names = sorted(by_group)
+        rng.shuffle(names)
+        names.sort(key=lambda g: -len(by_group[g]))  # big groups first, then the shuffled order
+        filled = np.zeros(k)
+        offset = int(rng.integers(k))  # so that small classes do not all start at fold 0
+        for name in names:
+            fold = min(range(k), key=lambda f: (filled[(f + offset) % k], f))
+            fold = (fold + offset) % k
+            folds[by_group[name]] = fold
+            filled[fold] += len(by_group[name])
+    return folds

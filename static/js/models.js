@@ -306,6 +306,27 @@ function renderTitle(m) {
   setMode($("eval-mode"), m.mode);
 }
 
+function epochRange(epochs) {
+  const lo = Math.min(...epochs);
+  const hi = Math.max(...epochs);
+  return lo === hi ? String(lo) : `${lo}–${hi}`;
+}
+
+// How the numbers above were measured, in words: the split, or the cross-validation.
+function validationText(metrics) {
+  const v = metrics.validation || {};
+  if (v.method === "cross-validation") {
+    return `Judged by ${v.folds}-fold cross-validation: each of the ${plural(metrics.n_val, "photo")} was checked `
+      + `by a head trained without it. The model you use averages the ${v.folds} heads, so it learned from all `
+      + `${plural(metrics.n_train, "photo")}.`;
+  }
+  if (v.method === "split" && metrics.n_val) {
+    return `Judged on ${plural(metrics.n_val, "photo")} (about ${Math.round(v.fraction * 100)} %) set aside `
+      + `before training; the model learned from the other ${metrics.n_train}.`;
+  }
+  return "";
+}
+
 function renderReport(m) {
   const metrics = m.metrics || {};
   const labels = metrics.labels || m.labels;
@@ -317,7 +338,11 @@ function renderReport(m) {
   $("train-accuracy", report).textContent = pct(metrics.train_accuracy);
   $("val-loss", report).textContent = loss(metrics.val_loss);
   $("counts", report).textContent = `${metrics.n_train ?? "–"} / ${metrics.n_val ?? "–"}`;
-  $("best-epoch", report).textContent = metrics.best_epoch ? String(metrics.best_epoch) : "–";
+  const folds = metrics.best_epochs && metrics.best_epochs.length > 1 ? metrics.best_epochs : null;
+  $("best-epoch", report).textContent = folds ? epochRange(folds)
+    : metrics.best_epoch ? String(metrics.best_epoch) : "–";
+  $("best-epoch-label", report).textContent = folds ? "best epochs (each fold's, kept)" : "best epoch (kept)";
+  $("validation-method", report).textContent = validationText(metrics);
   $("seconds", report).textContent = duration(metrics.total_seconds);
   const reason = metrics.mode_reason ? capitalize(metrics.mode_reason) : `Trained in ${MODES[m.mode]?.text || m.mode} mode`;
   let how = metrics.device ? `Trained on ${metrics.device}` : "";
@@ -633,6 +658,11 @@ dialog.addEventListener("click", (event) => {
 
 function renderHistory(metrics) {
   const history = metrics.history || [];
+  const foldCount = metrics.validation && metrics.validation.method === "cross-validation" ? metrics.validation.folds : 0;
+  $("history-folds").hidden = !foldCount;
+  $("history-folds").textContent = foldCount
+    ? `Each line is the mean of the ${foldCount} cross-validation heads; "validation" is each head's held-out fold.`
+    : "";
   $("history").hidden = history.length === 0;
   $("history-empty").hidden = history.length > 0;
   if (!history.length) return;
@@ -644,7 +674,12 @@ function renderHistory(metrics) {
     markers.push({ x: finetune.epoch - 0.5, kind: "phase", short: "fine-tuning",
       label: `fine-tuning from epoch ${finetune.epoch}` });
   }
-  if (metrics.best_epoch) {
+  const folds = metrics.best_epochs && metrics.best_epochs.length > 1 ? metrics.best_epochs : null;
+  if (folds) {
+    markers.push({ x: metrics.best_epoch, kind: "best", short: `best: ${epochRange(folds)}`,
+      label: `each fold kept its best epoch (${epochRange(folds)}, median ${metrics.best_epoch})`,
+      row: markers.length });
+  } else if (metrics.best_epoch) {
     markers.push({ x: metrics.best_epoch, kind: "best", short: `best: ${metrics.best_epoch}`,
       label: `best epoch ${metrics.best_epoch}, kept`, row: markers.length });
   }

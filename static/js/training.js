@@ -92,7 +92,10 @@ export function initTraining(project) {
     $("version").textContent = `v${m.version}`;
     const note = [];
     if (metrics && metrics.n_train !== undefined) {
-      note.push(`trained on ${plural(metrics.n_train, "image")}, checked on ${metrics.n_val}`);
+      const cv = metrics.validation && metrics.validation.method === "cross-validation";
+      note.push(cv ? `trained on ${plural(metrics.n_train, "image")}, each checked by one of `
+        + `${metrics.validation.folds} cross-validation heads that never saw it`
+        : `trained on ${plural(metrics.n_train, "image")}, checked on ${metrics.n_val}`);
     }
     if (acc === null || acc === undefined) note.push("too few images to set some aside for validation");
     $("result-note").textContent = note.join("; ");

@@ -92,6 +92,9 @@ def test_versions_evaluation_and_threshold(page: Page, api: httpx.Client, two_ve
     n_val = full["metrics"]["n_val"]
     assert n_val > 0
     expect(page.get_by_test_id("eval-counts")).to_have_text(f"{full['metrics']['n_train']} / {n_val}")
+    folds = full["metrics"]["validation"]["folds"]
+    expect(page.get_by_test_id("validation-method")).to_contain_text(
+        f"Judged by {folds}-fold cross-validation: each of the {n_val} photos was checked by a head trained without it")
     expect(page.get_by_test_id("class-accuracy")).to_have_count(2)
 
     # Confusion matrix: its cells add up to the validation set; a cell opens its photos.
