@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from app.ml.backbones import Backbone, BackboneSpec, get_spec
+from app.ml.finetune_cached import Front
 from app.ml.runtime import Embedder, FeatureNet, OrtEmbedder, TorchEmbedder, export_onnx, onnx_available
 
 StateLoader = Callable[[str], dict]  # digest -> backbone state dict
@@ -36,6 +37,7 @@ class EmbedderPool:
         self._backbones: dict[str, Backbone] = {}
         self._cpu: dict[str, Embedder] = {}
         self._device: dict[str, Embedder] = {}
+        self._fronts: dict[tuple[str, int], Embedder] = {}
 
     def spec(self, features: str) -> BackboneSpec:
         return get_spec(split_key(features)[0])
@@ -71,6 +73,24 @@ class EmbedderPool:
                     self._cpu[features] = TorchEmbedder(net, "cpu")
             return self._cpu[features]
 
+    def front(self, features: str, unfreeze: int) -> Embedder:
+        """The network up to its last `unfreeze` blocks, whose output fine-tuning on the CPU caches
+        (ml/finetune_cached.py): an ONNX Runtime graph like `cpu`'s, for the same reason."""
+        key = (features, unfreeze)
+        with self._lock:
+            if key not in self._fronts:
+                spec = self.spec(features)
+                net = Front(self.backbone(features), spec.preprocessing, unfreeze)
+                if onnx_available():
+                    path = self.onnx_path(features).with_name(self.onnx_path(features).name.replace(
+                        "-u8.onnx", f"-front{unfreeze}-u8.onnx"))
+                    if not path.is_file():
+                        export_onnx(net, path, spec.preprocessing.input_size, ["activations"])
+                    self._fronts[key] = OrtEmbedder(path)
+                else:
+                    self._fronts[key] = TorchEmbedder(net, "cpu")
+            return self._fronts[key]
+
     def for_worker(self, features: str) -> Embedder:
         if not self.worker_torch:
             return self.cpu(features)
@@ -84,3 +104,5 @@ class EmbedderPool:
         with self._lock:
             for cache in (self._backbones, self._cpu, self._device):
                 cache.pop(features, None)
+            for key in [k for k in self._fronts if k[0] == features]:
+                del self._fronts[key]

@@ -2,35 +2,38 @@
 
 from __future__ import annotations
 
-import io
+import dataclasses
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image
+from torch import nn
 
 from app import crud
 from app.db import session_scope
+from app.extraction import activations, embed, embed_with, loader
 from app.jobs import JobContext, JobOutcome
 from app.ml import checkpoint, ood, plan
-from app.ml.augment import augmented_view
 from app.ml.backbones import BackboneSpec
 from app.ml.crossval import FOLDS, fold_splits, train_cross_validated
 from app.ml.curves import learning_curves
 from app.ml.evaluate import classification_report
-from app.ml.features import iter_embeddings
 from app.ml.finetune import FinetuneConfig, finetune
-from app.ml.preprocess import prepare
+from app.ml.finetune_cached import VIEWS as CACHED_VIEWS
+from app.ml.finetune_cached import finetune_cached
 from app.ml.runtime import FeatureNet, TorchEmbedder
 from app.ml.split import kfold_by_group, split_by_group
-from app.ml.train import HeadConfig, TrainingCancelled, head_probabilities, train_head
+from app.ml.train import HeadConfig, head_probabilities, train_head
 from app.models import TrainedModel
 from app.services import Services
-from app.storage import WORK, input_kind
 
-# Wall-clock budget `auto` plans within, and the epochs fine-tuning would need.
+# Wall-clock budget `auto` plans within.
 AUTO_BUDGET_S = 240.0
-FINETUNE_EPOCHS = 8
+# Fine-tuning epochs: a GPU runs the whole network each epoch; the CPU's cached activations make
+# epochs cheap, and its one-cycle schedule needs them all (stopping early in the hot middle of the
+# schedule cost cifar10-mini 3 points), so it keeps the best epoch without stopping early.
+ONLINE_EPOCHS = 8
+CACHED_EPOCHS = 12
 
 
 class NotTrainable(ValueError):
@@ -62,9 +65,10 @@ def head_config(params: dict, recipe: str) -> HeadConfig:
                                    "label_smoothing", "seed"))
 
 
-def finetune_config(params: dict) -> FinetuneConfig:
-    cfg = _override(FinetuneConfig(epochs=FINETUNE_EPOCHS), params,
-                    ("batch_size", "unfreeze", "augment", "seed", "weight_decay", "label_smoothing"))
+def finetune_config(params: dict, online: bool) -> FinetuneConfig:
+    default = FinetuneConfig(epochs=ONLINE_EPOCHS) if online else FinetuneConfig(
+        epochs=CACHED_EPOCHS, batch_size=32, patience=0)
+    cfg = _override(default, params, ("batch_size", "unfreeze", "augment", "seed", "weight_decay", "label_smoothing"))
     if params.get("finetune_epochs") is not None:
         cfg.epochs = int(params["finetune_epochs"])
     if params.get("finetune_learning_rate") is not None:
@@ -121,52 +125,22 @@ def _load_dataset(services: Services, project_id: int) -> tuple[str, str, Datase
         class_ids=[c for c, _ in classes])
 
 
-def _loader(services: Services):
-    def load(key: str) -> Image.Image:
-        return Image.open(io.BytesIO(services.store.read(key, WORK))).convert("RGB")
+@dataclass
+class Fitted:
+    """A trained head (and, fine-tuned, the backbone's new weights), with what evaluation needs."""
 
-    return load
-
-
-def embed(services: Services, ctx: JobContext, features: str, spec: BackboneSpec, ids: list[int], keys: list[str],
-          view: int, report) -> tuple[np.ndarray, dict]:
-    """Embeddings of `ids` (plain images for view 0, else an augmented view), computing only the missing."""
-    version = spec.feature_version + (f"-v{view}" if view else "")
-    with session_scope(services.session_factory) as s:
-        have = crud.embeddings_for(session=s, sample_ids=ids, backbone=features, version=version)
-    missing = [(i, k) for i, k in zip(ids, keys, strict=True) if i not in have]
-    notes: dict = {}
-    if missing:
-        load, size = _loader(services), spec.preprocessing.input_size
-
-        def pixels(item):
-            if view == 0:
-                try:  # the crop stored at upload, when it is there and of this size
-                    crop = np.load(services.store.path(item[1], input_kind(size)), allow_pickle=False)
-                    if crop.shape == (size, size, 3):
-                        return crop
-                except FileNotFoundError:
-                    pass
-                return prepare(load(item[1]), size)
-            return augmented_view(load(item[1]), size, view, item[0])
-
-        embedder = services.embedders.for_worker(features)
-        start, done = time.perf_counter(), 0
-        what = "reading images" if view == 0 else f"augmented view {view}"
-        for batch, feats in iter_embeddings(missing, pixels, embedder):
-            if ctx.should_stop():
-                raise TrainingCancelled()
-            vectors = {item[0]: f for item, f in zip(batch, feats, strict=True)}
-            with session_scope(services.session_factory) as s:
-                crud.store_embeddings(session=s, vectors=vectors, backbone=features, version=version)
-            have.update(vectors)
-            done += len(batch)
-            report(done / len(missing), f"{what}: {done}/{len(missing)}")
-        seconds = time.perf_counter() - start
-        notes = {"seconds": round(seconds, 3), "images_per_second": round(done / seconds, 1),
-                 "runtime": getattr(embedder, "name", "?")}
-    notes.update(new=len(missing), cached=len(ids) - len(missing))
-    return np.stack([have[i] for i in ids]), notes
+    head: nn.Module
+    X: np.ndarray  # every sample's embedding by the network the model uses
+    train_idx: np.ndarray  # the samples the answering model learned from
+    val_idx: np.ndarray  # the samples judged by a model that did not learn from them
+    splits: list[tuple[np.ndarray, np.ndarray]]  # (train, held-out) rows of each such model
+    history: list[dict]
+    best_epoch: int
+    head_seconds: float
+    validation: dict
+    val_probs: np.ndarray | None = None  # held-out probabilities, when they are not the answering model's
+    backbone_state: dict | None = None
+    notes: dict = field(default_factory=dict)
 
 
 def run_training(services: Services, ctx: JobContext) -> JobOutcome:
@@ -174,8 +148,10 @@ def run_training(services: Services, ctx: JobContext) -> JobOutcome:
     features, project_name, data = _load_dataset(services, ctx.project_id)
     spec = services.embedders.spec(features)
     params = ctx.params
-    choice = plan.choose(params.get("mode", "auto"), device=services.device, n_images=len(data.ids),
-                         finetune_epochs=finetune_config(params).epochs, budget_s=AUTO_BUDGET_S,
+    online = services.embedders.worker_torch
+    ft_cfg = finetune_config(params, online)
+    choice = plan.choose(params.get("mode", "auto"), device=services.device, online=online, n_images=len(data.ids),
+                         finetune_epochs=ft_cfg.epochs, budget_s=AUTO_BUDGET_S, cached_views=CACHED_VIEWS,
                          views=params.get("augment_views"), recipe=params.get("recipe"))
     ctx.notes.update(mode=choice.mode, mode_reason=choice.reason, recipe=choice.recipe, device=services.device)
     ctx.progress(0.0, choice.reason, force=True)
@@ -186,88 +162,41 @@ def run_training(services: Services, ctx: JobContext) -> JobOutcome:
     ctx.notes.update(embedded_new=notes["new"], embedded_cached=notes["cached"],
                      **{f"extract_{k}": v for k, v in notes.items() if k not in ("new", "cached")})
     head_cfg = head_config(params, choice.recipe)
-    n_folds = int(params.get("folds") or FOLDS)
-    cross_validate = choice.mode == "head" and choice.recipe == "snapclass" and n_folds > 1
-    if cross_validate:
-        folds = kfold_by_group(data.y, data.groups, n_folds, head_cfg.seed)
-        splits = fold_splits(folds)
-        train_idx = np.arange(len(data.y))  # the answering heads, together, learned from every photo
-        val_idx = np.flatnonzero(folds >= 0)
-    else:
-        train_idx, val_idx = split_by_group(data.y, data.groups, float(params.get("val_fraction") or 0.15),
-                                            head_cfg.seed)
-        splits = [(train_idx, val_idx)] if len(val_idx) else []
-
-    # Augmented views of training images only: validation judges plain images, as users send.
-    views, views_report = [], stages.report("views")
-    for view in range(1, choice.views + 1):
-        Xv, _ = embed(services, ctx, features, spec, [data.ids[i] for i in train_idx],
-                      [data.keys[i] for i in train_idx], view,
-                      lambda f, msg, v=view: views_report((v - 1 + f) / choice.views, msg))
-        views.append(Xv)
-
-    # Phase one: the head on cached embeddings.
-    if cross_validate:
-        cv = train_cross_validated(X, data.y, folds, len(data.labels), head_cfg, views,
-                                   on_progress=stages.report("head"), should_stop=ctx.should_stop)
-        head, history, head_seconds = cv.head, cv.history, cv.seconds
-        best_epoch = int(np.median(cv.best_epochs))
-        ctx.notes.update(best_epochs=cv.best_epochs)
-        val_probs = cv.held_out_probs
-    else:
-        n_train = len(train_idx) * (1 + len(views))
-        Xall = np.concatenate([X[train_idx], *views, X[val_idx]])
-        yall = np.concatenate([data.y[train_idx]] * (1 + len(views)) + [data.y[val_idx]])
-        head_result = train_head(Xall, yall, np.arange(n_train), np.arange(n_train, len(Xall)), len(data.labels),
-                                 head_cfg, on_progress=stages.report("head"), should_stop=ctx.should_stop)
-        head, history, best_epoch = head_result.head, list(head_result.history), head_result.best_epoch
-        head_seconds, val_probs = head_result.seconds, None
-    for row in history:
-        row["phase"] = "head"
-    digest, model_features = None, features
-
+    fitted = None
     if choice.mode == "finetune":
-        ft_cfg = finetune_config(params)
-        load = _loader(services)
-        result = finetune(services.embedders.backbone(features), head, spec.preprocessing,
-                          lambda i: load(data.keys[i]), [int(i) for i in train_idx], data.y[train_idx],
-                          [int(i) for i in val_idx], data.y[val_idx], ft_cfg,
-                          device=services.device, on_progress=stages.report("finetune"),
-                          should_stop=ctx.should_stop)
-        head_epochs = len(history)
-        head, best_epoch = result.head, head_epochs + result.best_epoch
-        history += [{**row, "phase": "finetune", "epoch": head_epochs + row["epoch"]} for row in result.history]
-        ctx.notes.update(finetune_seconds=round(result.seconds, 3), finetune_stopped=result.stopped_early,
-                         unfreeze=ft_cfg.unfreeze)
-        with session_scope(services.session_factory) as s:
-            digest = crud.store_backbone_weights(session=s, backbone=spec.name,
-                                                 state=checkpoint.state_bytes(result.backbone.state_dict()))
-        model_features = f"{spec.name}@{digest}"
-        # Evaluation and "none of these" need embeddings of the fine-tuned network.
-        report = stages.report("evaluate")
-        embedder = TorchEmbedder(FeatureNet(result.backbone, spec.preprocessing), services.device)
-        X, _ = _embed_uncached(data.keys, load, spec, embedder, report)
+        fitted = _fine_tune(services, ctx, spec, features, data, X, head_cfg, ft_cfg, choice, stages)
+        if fitted is None:  # auto's fine-tuning was no better than the frozen backbone's head
+            choice = dataclasses.replace(choice, mode="head")
+            ctx.notes["mode"] = "head"
+    if fitted is None:
+        fitted = _head_only(services, ctx, spec, features, data, X, head_cfg, choice, params, stages)
+    ctx.notes.update(fitted.notes)
 
     stages.report("evaluate")(0.5, "evaluating")
-    labels = data.labels
-    probs = head_probabilities(head, X)
-    metrics = evaluation(probs if val_probs is None else val_probs, probs, data, train_idx, val_idx)
-    metrics["validation"] = (
-        {"method": "none"} if not splits else {"method": "cross-validation", "folds": len(splits)}
-        if cross_validate else {"method": "split", "fraction": float(params.get("val_fraction") or 0.15)})
-    protos = ood.prototypes(X[train_idx], data.y[train_idx], len(labels), head_cfg.seed)
-    threshold = ood.calibrate(np.concatenate([ood.held_out_scores(X, data.y, splits, len(labels), head_cfg.seed),
-                                              ood.leave_one_out(protos)]))
-    if choice.mode == "head" and splits:
+    labels, X = data.labels, fitted.X
+    probs = head_probabilities(fitted.head, X)
+    metrics = evaluation(probs if fitted.val_probs is None else fitted.val_probs, probs, data, fitted.train_idx,
+                         fitted.val_idx)
+    metrics["validation"] = fitted.validation
+    protos = ood.prototypes(X[fitted.train_idx], data.y[fitted.train_idx], len(labels), head_cfg.seed)
+    threshold = ood.calibrate(np.concatenate([
+        ood.held_out_scores(X, data.y, fitted.splits, len(labels), head_cfg.seed), ood.leave_one_out(protos)]))
+    if choice.mode == "head" and fitted.splits:
         full = {"accuracy": metrics["val_accuracy"], "per_class": metrics["per_class"]}
-        metrics["learning_curves"] = learning_curves(X, data.y, splits, labels, head_config(params, "snapclass"),
-                                                     full, head_cfg.seed)
-    metrics.update(ctx.notes, history=history, best_epoch=best_epoch, head_seconds=round(head_seconds, 3),
-                   augment_views=choice.views, unknown_threshold=threshold,
-                   total_seconds=round(time.perf_counter() - t0, 3),
+        metrics["learning_curves"] = learning_curves(X, data.y, fitted.splits, labels,
+                                                     head_config(params, "snapclass"), full, head_cfg.seed)
+    metrics.update(ctx.notes, history=fitted.history, best_epoch=fitted.best_epoch,
+                   head_seconds=round(fitted.head_seconds, 3), augment_views=choice.views,
+                   unknown_threshold=threshold, total_seconds=round(time.perf_counter() - t0, 3),
                    config={"head": vars(head_cfg), "views": choice.views,
-                           **({"folds": len(splits)} if cross_validate else {})})
-    weights = checkpoint.pack(head_arch=head.arch(), head_state=head.state_dict(), prototypes=protos)
+                           **({"finetune": vars(ft_cfg)} if choice.mode == "finetune" else {})})
+    digest, model_features = None, features
+    if fitted.backbone_state is not None:
+        with session_scope(services.session_factory) as s:
+            digest = crud.store_backbone_weights(session=s, backbone=spec.name,
+                                                 state=checkpoint.state_bytes(fitted.backbone_state))
+        model_features = f"{spec.name}@{digest}"
+    weights = checkpoint.pack(head_arch=fitted.head.arch(), head_state=fitted.head.state_dict(), prototypes=protos)
     with session_scope(services.session_factory) as s:
         project = crud.get_project(session=s, project_id=ctx.project_id)
         model = TrainedModel(
@@ -285,18 +214,129 @@ def run_training(services: Services, ctx: JobContext) -> JobOutcome:
         services.embedders.cpu(model_features)  # build the prediction graph now, not on the first request
     metrics["total_seconds"] = round(time.perf_counter() - t0, 3)
     acc = metrics.get("val_accuracy")
-    judged = "cross-validated" if cross_validate else "validation"
+    judged = "cross-validated" if fitted.validation.get("method") == "cross-validation" else "validation"
     summary = f"model v{version} of {project_name!r} ready ({choice.mode})" + (
         f", {judged} accuracy {acc:.1%}" if acc is not None else " (too few images for a validation set)")
     return JobOutcome(model_id=model_id, metrics=metrics, message=summary)
 
 
-def _embed_uncached(keys: list[str], load, spec: BackboneSpec, embedder, report) -> tuple[np.ndarray, None]:
-    size, out = spec.preprocessing.input_size, []
-    for _, feats in iter_embeddings(keys, lambda k: prepare(load(k), size), embedder):
-        out.append(feats)
-        report(sum(map(len, out)) / len(keys), "embedding with the fine-tuned network")
-    return np.concatenate(out), None
+def _split(data: Dataset, params: dict, seed: int) -> tuple[np.ndarray, np.ndarray, dict]:
+    fraction = float(params.get("val_fraction") or 0.15)
+    train_idx, val_idx = split_by_group(data.y, data.groups, fraction, seed)
+    return train_idx, val_idx, ({"method": "split", "fraction": fraction} if len(val_idx) else {"method": "none"})
+
+
+def _head_only(services: Services, ctx: JobContext, spec: BackboneSpec, features: str, data: Dataset,
+               X: np.ndarray, cfg: HeadConfig, choice: plan.Plan, params: dict, stages: Stages) -> Fitted:
+    """snapclass's cross-validated heads, or one head on one validation split (the Teachable-Machine
+    recipe, or folds=1), on the frozen backbone's embeddings and any augmented views'."""
+    n_folds = int(params.get("folds") or FOLDS)
+    cross_validate = choice.recipe == "snapclass" and n_folds > 1
+    if cross_validate:
+        folds = kfold_by_group(data.y, data.groups, n_folds, cfg.seed)
+        splits = fold_splits(folds)
+        train_idx, val_idx = np.arange(len(data.y)), np.flatnonzero(folds >= 0)
+        validation = {"method": "cross-validation", "folds": len(splits)} if splits else {"method": "none"}
+    else:
+        train_idx, val_idx, validation = _split(data, params, cfg.seed)
+        splits = [(train_idx, val_idx)] if len(val_idx) else []
+
+    # Augmented views of training images only: validation judges plain images, as users send.
+    views, views_report = [], stages.report("views")
+    for view in range(1, choice.views + 1):
+        Xv, _ = embed(services, ctx, features, spec, [data.ids[i] for i in train_idx],
+                      [data.keys[i] for i in train_idx], view,
+                      lambda f, msg, v=view: views_report((v - 1 + f) / choice.views, msg))
+        views.append(Xv)
+
+    report = stages.report("head")
+    if cross_validate:
+        cv = train_cross_validated(X, data.y, folds, len(data.labels), cfg, views, on_progress=report,
+                                   should_stop=ctx.should_stop)
+        return Fitted(cv.head, X, train_idx, val_idx, splits, _phase(cv.history, "head"),
+                      int(np.median(cv.best_epochs)), cv.seconds, validation, val_probs=cv.held_out_probs,
+                      notes={"best_epochs": cv.best_epochs})
+    result = _head_on_split(X, data, train_idx, val_idx, cfg, views, report, ctx)
+    return Fitted(result.head, X, train_idx, val_idx, splits, _phase(result.history, "head"), result.best_epoch,
+                  result.seconds, validation)
+
+
+def _head_on_split(X, data: Dataset, train_idx, val_idx, cfg: HeadConfig, views: list[np.ndarray], report,
+                   ctx: JobContext):
+    n_train = len(train_idx) * (1 + len(views))
+    Xall = np.concatenate([X[train_idx], *views, X[val_idx]])
+    yall = np.concatenate([data.y[train_idx]] * (1 + len(views)) + [data.y[val_idx]])
+    return train_head(Xall, yall, np.arange(n_train), np.arange(n_train, len(Xall)), len(data.labels), cfg,
+                      on_progress=report, should_stop=ctx.should_stop)
+
+
+def _fine_tune(services: Services, ctx: JobContext, spec: BackboneSpec, features: str, data: Dataset,
+               X: np.ndarray, head_cfg: HeadConfig, cfg: FinetuneConfig, choice: plan.Plan,
+               stages: Stages) -> Fitted | None:
+    """Phase one, the head on frozen embeddings; phase two, the last blocks unfrozen with it. None when
+    auto's fine-tuning does not beat phase one on the validation photos (ctx.notes say why)."""
+    train_idx, val_idx, validation = _split(data, ctx.params, head_cfg.seed)
+    if choice.keep_if_better and not len(val_idx):
+        ctx.notes["mode_reason"] = (f"{choice.reason}. Too few photos to set some aside and check that, so auto "
+                                    "kept the frozen backbone with snapclass's heads")
+        return None
+    phase_one = _head_on_split(X, data, train_idx, val_idx, head_cfg, [], stages.report("head"), ctx)
+    report = stages.report("finetune")
+    items = list(zip(data.ids, data.keys, strict=True))
+    start = time.perf_counter()
+    if choice.engine == "cached":
+        front = services.embedders.front(features, cfg.unfreeze)
+        n_passes = len(items) + (CACHED_VIEWS * len(train_idx) if cfg.augment else 0)
+        done = [0]
+
+        def part(n: int):  # the front's share of the stage: a third, split by images pushed through it
+            lo = done[0]
+            done[0] += n
+            return lambda f, msg: report(0.35 * (lo + f * n) / n_passes, msg)
+
+        plain = activations(services, ctx, front, spec, items, 0, part(len(items)))
+        train_items = [items[i] for i in train_idx]
+        views = np.zeros((0, len(train_idx), *plain.shape[1:]), np.float16)
+        if cfg.augment:
+            views = np.stack([activations(services, ctx, front, spec, train_items, v, part(len(train_items)))
+                              for v in range(1, CACHED_VIEWS + 1)])
+        result, X_ft = finetune_cached(services.embedders.backbone(features), phase_one.head, plain, views, data.y,
+                                       train_idx, val_idx, cfg, on_progress=lambda f, m: report(0.35 + 0.65 * f, m),
+                                       should_stop=ctx.should_stop)
+        del plain, views
+    else:
+        load = loader(services)
+        result = finetune(services.embedders.backbone(features), phase_one.head, spec.preprocessing,
+                          lambda i: load(data.keys[i]), [int(i) for i in train_idx], data.y[train_idx],
+                          [int(i) for i in val_idx], data.y[val_idx], cfg, device=services.device,
+                          on_progress=lambda f, m: report(0.9 * f, m), should_stop=ctx.should_stop)
+        embedder = TorchEmbedder(FeatureNet(result.backbone, spec.preprocessing), services.device)
+        X_ft = embed_with(embedder, services, spec, items, lambda f, m: report(0.9 + 0.1 * f, m))
+    notes = {"finetune_engine": choice.engine, "finetune_seconds": round(time.perf_counter() - start, 3),
+             "finetune_training_seconds": round(result.seconds, 3),
+             "finetune_stopped": result.stopped_early, "unfreeze": cfg.unfreeze}
+    ctx.notes.update(notes)
+    if choice.keep_if_better:
+        before = max(r["val_accuracy"] for r in phase_one.history)
+        after = result.history[result.best_epoch - 1]["val_accuracy"]
+        verdict = (f"fine-tuning reached {after:.1%} on the {len(val_idx)} validation photos, against {before:.1%} "
+                   f"for the frozen backbone's head")
+        ctx.notes["finetune_verdict"] = verdict
+        if after <= before:
+            ctx.notes["mode_reason"] = (f"{choice.reason}. It was not: {verdict}, so auto kept the frozen backbone "
+                                        "with snapclass's cross-validated heads")
+            return None
+        ctx.notes["mode_reason"] = f"{choice.reason}. It did: {verdict}"
+    head_epochs = len(phase_one.history)
+    history = _phase(phase_one.history, "head") + [
+        {**row, "phase": "finetune", "epoch": head_epochs + row["epoch"]} for row in result.history]
+    return Fitted(result.head, X_ft, train_idx, val_idx, [(train_idx, val_idx)] if len(val_idx) else [], history,
+                  head_epochs + result.best_epoch, phase_one.seconds, validation,
+                  backbone_state=result.backbone.state_dict(), notes=notes)
+
+
+def _phase(history: list[dict], phase: str) -> list[dict]:
+    return [{**row, "phase": phase} for row in history]
 
 
 def evaluation(val_probs: np.ndarray, train_probs: np.ndarray, data: Dataset, train_idx: np.ndarray,

@@ -10,7 +10,9 @@ import torch
 from PIL import Image
 
 from app.ml.backbones import _lite0_weights, get_spec, list_backbones, map_lite0_key
+from app.ml.finetune_cached import Front, Tail
 from app.ml.preprocess import Normalize, prepare, resize_center_crop
+from app.ml.runtime import FeatureNet
 from tests.conftest import dataset
 
 RIGHT = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
@@ -92,6 +94,24 @@ def test_torchvision_backbones_appear_only_when_their_weights_lie_on_disk(tmp_pa
         net = spec.load().eval()
         with torch.inference_mode():
             assert net(torch.zeros(1, 3, 64, 64)).shape == (1, spec.feature_dim)
+        assert_front_then_tail_is_the_backbone(net, spec.preprocessing, 64)
         assert client.post("/api/projects", json={"name": "r", "backbone": "resnet50"}).status_code == 201
     finally:
         torch.hub.set_dir(before)
+
+
+def assert_front_then_tail_is_the_backbone(net, prep, size):
+    """Fine-tuning on the CPU trains the tail on the front's cached output: the two must compose to
+    exactly the network that predicts, at every depth."""
+    pixels = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (2, size, size, 3), dtype=np.uint8))
+    with torch.inference_mode():
+        whole = FeatureNet(net, prep)(pixels)
+        for unfreeze in range(1, len(net.blocks) + 3):  # more than there are: all of them
+            composed = Tail(net, unfreeze)(Front(net, prep, unfreeze)(pixels))
+            assert torch.allclose(composed, whole, atol=1e-4), unfreeze
+
+
+def test_lite0_front_then_tail_is_the_backbone(lite0):
+    spec = get_spec("efficientnet_lite0")
+    assert len(lite0.blocks) == 9  # stem, 7 stages, head convolution
+    assert_front_then_tail_is_the_backbone(lite0, spec.preprocessing, spec.preprocessing.input_size)

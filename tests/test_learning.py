@@ -91,6 +91,41 @@ def test_cross_validation_judges_each_photo_by_a_head_that_never_saw_it(client):
     assert tm["validation"]["method"] == "split" and tm["n_train"] + tm["n_val"] == 41
 
 
+def test_auto_keeps_its_fine_tuning_only_when_it_beats_the_head(tmp_path, cache_dir):
+    """On the CPU auto fine-tunes from cached front activations, then keeps the result only if it is
+    better on the validation photos than the frozen backbone's head. A head crippled on purpose (one
+    epoch at a learning rate of 1e-6: chance) loses to it; a proper head on ants/bees ties it (both
+    get every validation photo right), and auto falls back to the cross-validated heads."""
+    with make_client(tmp_path / "data", cache_dir) as client:
+        pid, (a, b) = make_project(client, "auto", ("ants", "bees"))
+        upload(client, a, photos("hymenoptera", "train", "ants", limit=20))
+        upload(client, b, photos("hymenoptera", "train", "bees", limit=20))
+
+        kept = train(client, pid, mode="auto", epochs=1, learning_rate=1e-6)
+        m = kept["metrics"]
+        assert kept["status"] == "succeeded" and m["mode"] == "finetune" and m["finetune_engine"] == "cached"
+        assert "auto chose fine-tuning" in m["mode_reason"] and ". It did: fine-tuning reached" in m["mode_reason"]
+        assert m["validation"]["method"] == "split" and m["val_accuracy"] > m["history"][0]["val_accuracy"]
+        assert [h["phase"] for h in m["history"]] == ["head"] + ["finetune"] * 12
+        model = client.get(f"/api/models/{kept['model_id']}").json()
+        assert model["mode"] == "finetune" and model["features"].startswith("efficientnet_lite0@")
+        bee = photos("hymenoptera", "val", "bees", limit=1)[0]
+        served = client.post(f"/api/projects/{pid}/predict", files={"file": (bee.name, bee.read_bytes())}).json()
+        path = tmp_path / "ft.onnx"
+        path.write_bytes(client.get(f"/api/projects/{pid}/model/download?format=onnx").content)
+        probs = ort.InferenceSession(str(path)).run(None, {"input": documented_input(bee, 288)})[0][0]
+        assert float(probs.max()) == pytest.approx(served["predictions"][0]["score"], abs=0.02)
+
+        fallback = train(client, pid, mode="auto")["metrics"]
+        assert fallback["mode"] == "head" and fallback["finetune_engine"] == "cached"
+        assert ". It was not: fine-tuning reached" in fallback["mode_reason"]
+        assert fallback["mode_reason"].endswith("auto kept the frozen backbone with snapclass's cross-validated heads")
+        assert fallback["validation"] == {"method": "cross-validation", "folds": 5}
+        current = client.get(f"/api/projects/{pid}").json()["model"]
+        assert current["mode"] == "head"
+        assert client.get(f"/api/models/{current['id']}").json()["features"] == "efficientnet_lite0"
+
+
 def _predict(client, pid, path, **params):
     r = client.post(f"/api/projects/{pid}/predict", params=params, files={"file": (path.name, path.read_bytes())})
     assert r.status_code == 200, r.text
@@ -167,6 +202,7 @@ def test_finetune_then_start_another_project_from_it(tmp_path, cache_dir):
         assert job["status"] == "succeeded", job
         m = job["metrics"]
         assert m["mode"] == "finetune" and "fine-tuning was asked for" in m["mode_reason"]
+        assert m["finetune_engine"] == "cached" and "finetune_verdict" not in m  # asked for: kept as it is
         assert [h["phase"] for h in m["history"]] == ["head"] * 3 + ["finetune"]
         model = client.get(f"/api/models/{job['model_id']}").json()
         assert model["mode"] == "finetune" and model["features"].startswith("efficientnet_lite0@")

@@ -60,3 +60,4 @@ def test_the_gpu_code_path_runs_on_the_cpu_and_agrees_with_onnxruntime(tmp_path,
         assert np.abs(by_ort - by_torch).max() < ATOL
         job = train(client, pid, mode="finetune", epochs=2, finetune_epochs=1, unfreeze=1)
         assert job["status"] == "succeeded" and job["metrics"]["mode"] == "finetune"
+        assert job["metrics"]["finetune_engine"] == "online"  # the GPU's way: whole forward passes

@@ -69,7 +69,9 @@ class BackboneSpec:
 class Backbone(nn.Module):
     """A feature extractor: images already normalised -> (N, feature_dim) embeddings.
 
-    `blocks` lists the stages from input to output, so fine-tuning can unfreeze the last ones;
+    `blocks` lists the stages from input to output, so fine-tuning can unfreeze the last ones: run
+    in order, then averaged over space, they are the whole network (fine-tuning on the CPU caches the
+    output of the first ones, ml/finetune_cached.py);
     `imagenet_head` is the pretrained classifier, kept only for checking the weights.
     """
 
@@ -204,7 +206,8 @@ def _strip_classifier_last(net) -> tuple[nn.Module, list[nn.Module]]:
 
 def _strip_resnet(net) -> tuple[nn.Module, list[nn.Module]]:
     head, net.fc = net.fc, nn.Identity()
-    return head, [nn.Sequential(net.conv1, net.bn1), net.layer1, net.layer2, net.layer3, net.layer4]
+    return head, [nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool), net.layer1, net.layer2, net.layer3,
+                  net.layer4]
 
 
 for _name, _title, _file, _dim, _strip in (

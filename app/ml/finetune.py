@@ -38,7 +38,7 @@ class FinetuneConfig:
     weight_decay: float = 1e-4
     label_smoothing: float = 0.1
     augment: bool = True
-    patience: int = 3
+    patience: int = 3  # epochs without a better validation accuracy before stopping; 0: never stop early
     seed: int = 0
     time_budget_s: float | None = None
 
@@ -62,11 +62,16 @@ class _Net(nn.Module):
         return self.head(self.backbone(self.normalize(x)))
 
 
+def first_unfrozen(backbone: Backbone, unfreeze: int) -> int:
+    """Index of the first block that trains; asking for more blocks than there are unfreezes all."""
+    return max(0, len(backbone.blocks) - max(0, unfreeze))
+
+
 def trainable_parameters(backbone: Backbone, unfreeze: int) -> list[nn.Parameter]:
     for p in backbone.parameters():
         p.requires_grad_(False)
     params = []
-    for block in backbone.blocks[len(backbone.blocks) - unfreeze:] if unfreeze > 0 else []:
+    for block in backbone.blocks[first_unfrozen(backbone, unfreeze):]:
         for p in block.parameters():
             p.requires_grad_(True)
             params.append(p)
@@ -153,7 +158,7 @@ def finetune(backbone: Backbone, head: Head, prep: Preprocessing, load: ImageLoa
                 else:
                     bad_epochs += 1
             history.append(row)
-            if val_x is not None and bad_epochs >= cfg.patience:
+            if val_x is not None and cfg.patience and bad_epochs >= cfg.patience:
                 stopped = f"early stop: no better validation accuracy for {cfg.patience} epochs"
                 break
             elapsed = time.perf_counter() - start
