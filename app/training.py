@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -156,7 +157,8 @@ def run_training(services: Services, ctx: JobContext) -> JobOutcome:
     ctx.notes.update(mode=choice.mode, mode_reason=choice.reason, recipe=choice.recipe, device=services.device)
     ctx.progress(0.0, choice.reason, force=True)
     stages = Stages(ctx, {"extract": 3.0, "views": 1.5 * choice.views, "head": 0.7,
-                          "finetune": 8.0 if choice.mode == "finetune" else 0.0, "evaluate": 0.5})
+                          "finetune": 8.0 if choice.mode == "finetune" else 0.0,
+                          "fallback": 0.7 if choice.keep_if_better else 0.0, "evaluate": 0.5})
 
     X, notes = embed(services, ctx, features, spec, data.ids, data.keys, 0, stages.report("extract"))
     ctx.notes.update(embedded_new=notes["new"], embedded_cached=notes["cached"],
@@ -168,8 +170,11 @@ def run_training(services: Services, ctx: JobContext) -> JobOutcome:
         if fitted is None:  # auto's fine-tuning was no better than the frozen backbone's head
             choice = dataclasses.replace(choice, mode="head")
             ctx.notes["mode"] = "head"
+            fitted = _head_only(services, ctx, spec, features, data, X, head_cfg, choice, params, stages,
+                                stages.report("fallback"))
     if fitted is None:
-        fitted = _head_only(services, ctx, spec, features, data, X, head_cfg, choice, params, stages)
+        fitted = _head_only(services, ctx, spec, features, data, X, head_cfg, choice, params, stages,
+                            stages.report("head"))
     ctx.notes.update(fitted.notes)
 
     stages.report("evaluate")(0.5, "evaluating")
@@ -227,7 +232,8 @@ def _split(data: Dataset, params: dict, seed: int) -> tuple[np.ndarray, np.ndarr
 
 
 def _head_only(services: Services, ctx: JobContext, spec: BackboneSpec, features: str, data: Dataset,
-               X: np.ndarray, cfg: HeadConfig, choice: plan.Plan, params: dict, stages: Stages) -> Fitted:
+               X: np.ndarray, cfg: HeadConfig, choice: plan.Plan, params: dict, stages: Stages,
+               report: Callable[[float, str], None]) -> Fitted:
     """snapclass's cross-validated heads, or one head on one validation split (the Teachable-Machine
     recipe, or folds=1), on the frozen backbone's embeddings and any augmented views'."""
     n_folds = int(params.get("folds") or FOLDS)
@@ -249,7 +255,6 @@ def _head_only(services: Services, ctx: JobContext, spec: BackboneSpec, features
                       lambda f, msg, v=view: views_report((v - 1 + f) / choice.views, msg))
         views.append(Xv)
 
-    report = stages.report("head")
     if cross_validate:
         cv = train_cross_validated(X, data.y, folds, len(data.labels), cfg, views, on_progress=report,
                                    should_stop=ctx.should_stop)

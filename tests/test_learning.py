@@ -91,6 +91,17 @@ def test_cross_validation_judges_each_photo_by_a_head_that_never_saw_it(client):
     assert tm["validation"]["method"] == "split" and tm["n_train"] + tm["n_val"] == 41
 
 
+def assert_download_agrees(client, pid, tmp_path, abs):
+    """The fine-tuned network in the downloaded ONNX file scores a photo as the server does."""
+    bee = photos("hymenoptera", "val", "bees", limit=1)[0]
+    served = client.post(f"/api/projects/{pid}/predict", files={"file": (bee.name, bee.read_bytes())}).json()
+    path = tmp_path / f"project-{pid}.onnx"
+    path.write_bytes(client.get(f"/api/projects/{pid}/model/download?format=onnx").content)
+    probs = ort.InferenceSession(str(path)).run(None, {"input": documented_input(bee, 288)})[0][0]
+    assert float(probs.max()) == pytest.approx(served["predictions"][0]["score"], abs=abs)
+    return bee
+
+
 def test_auto_keeps_its_fine_tuning_only_when_it_beats_the_head(tmp_path, cache_dir):
     """On the CPU auto fine-tunes from cached front activations, then keeps the result only if it is
     better on the validation photos than the frozen backbone's head. A head crippled on purpose (one
@@ -109,12 +120,7 @@ def test_auto_keeps_its_fine_tuning_only_when_it_beats_the_head(tmp_path, cache_
         assert [h["phase"] for h in m["history"]] == ["head"] + ["finetune"] * 12
         model = client.get(f"/api/models/{kept['model_id']}").json()
         assert model["mode"] == "finetune" and model["features"].startswith("efficientnet_lite0@")
-        bee = photos("hymenoptera", "val", "bees", limit=1)[0]
-        served = client.post(f"/api/projects/{pid}/predict", files={"file": (bee.name, bee.read_bytes())}).json()
-        path = tmp_path / "ft.onnx"
-        path.write_bytes(client.get(f"/api/projects/{pid}/model/download?format=onnx").content)
-        probs = ort.InferenceSession(str(path)).run(None, {"input": documented_input(bee, 288)})[0][0]
-        assert float(probs.max()) == pytest.approx(served["predictions"][0]["score"], abs=0.02)
+        assert_download_agrees(client, pid, tmp_path, abs=0.02)
 
         fallback = train(client, pid, mode="auto")["metrics"]
         assert fallback["mode"] == "head" and fallback["finetune_engine"] == "cached"
@@ -206,13 +212,7 @@ def test_finetune_then_start_another_project_from_it(tmp_path, cache_dir):
         assert [h["phase"] for h in m["history"]] == ["head"] * 3 + ["finetune"]
         model = client.get(f"/api/models/{job['model_id']}").json()
         assert model["mode"] == "finetune" and model["features"].startswith("efficientnet_lite0@")
-        bee = photos("hymenoptera", "val", "bees", limit=1)[0]
-        served = client.post(f"/api/projects/{pid}/predict", files={"file": (bee.name, bee.read_bytes())}).json()
-        path = tmp_path / "a.onnx"
-        path.write_bytes(client.get(f"/api/projects/{pid}/model/download?format=onnx").content)
-        session = ort.InferenceSession(str(path))
-        probs = session.run(None, {"input": documented_input(bee, 288)})[0][0]
-        assert float(probs.max()) == pytest.approx(served["predictions"][0]["score"], abs=0.05)
+        bee = assert_download_agrees(client, pid, tmp_path, abs=0.05)
 
         # Model A -> model B: the new project embeds with A's fine-tuned backbone.
         r = client.post("/api/projects", json={"name": "model B", "base_model_id": job["model_id"]})

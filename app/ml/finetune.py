@@ -53,6 +53,31 @@ class FinetuneResult:
     stopped_early: str | None = None
 
 
+class BestEpoch:
+    """Keeps the state of the epoch with the best validation accuracy (ties: the lower validation
+    loss), and says when to stop: no better epoch for `patience` epochs, or the time budget."""
+
+    def __init__(self, cfg: FinetuneConfig):
+        self.cfg, self.start = cfg, time.perf_counter()
+        self.key, self.state, self.epoch, self.bad = None, None, 0, 0
+
+    def record(self, epoch: int, row: dict, snapshot: Callable[[], object]) -> str | None:
+        """After an epoch: keep `snapshot()` if it is the best yet; return why to stop, or None."""
+        judged = "val_accuracy" in row
+        if judged:
+            key = (row["val_accuracy"], -row["val_loss"])
+            if self.key is None or key > self.key:
+                self.key, self.epoch, self.bad, self.state = key, epoch, 0, snapshot()
+            else:
+                self.bad += 1
+        if judged and self.cfg.patience and self.bad >= self.cfg.patience:
+            return f"early stop: no better validation accuracy for {self.cfg.patience} epochs"
+        elapsed = time.perf_counter() - self.start
+        if self.cfg.time_budget_s and elapsed * (epoch + 1) / epoch > self.cfg.time_budget_s:
+            return f"time budget of {self.cfg.time_budget_s:.0f} s reached after epoch {epoch}"
+        return None
+
+
 class _Net(nn.Module):
     def __init__(self, backbone: Backbone, head: Head, prep: Preprocessing):
         super().__init__()
@@ -119,8 +144,7 @@ def finetune(backbone: Backbone, head: Head, prep: Preprocessing, load: ImageLoa
 
     val_x = torch.stack([eval_tensor(load(i), size) for i in val_ids]) if len(val_ids) else None
     yv = torch.from_numpy(np.asarray(y_val, dtype=np.int64))
-    best_key, best_state, best_epoch, history, bad_epochs = None, None, 0, [], 0
-    stopped = None
+    keeper, history, stopped = BestEpoch(cfg), [], None
     with ThreadPoolExecutor(1, thread_name_prefix="augment") as pool:
         for epoch in range(1, cfg.epochs + 1):
             batches = _batches(len(train_ids), cfg.batch_size, gen)
@@ -151,24 +175,14 @@ def finetune(backbone: Backbone, head: Head, prep: Preprocessing, load: ImageLoa
             if val_x is not None:
                 val_loss, val_acc = _evaluate(net, val_x, yv, dev, amp, cfg.batch_size * 2)
                 row.update(val_loss=val_loss, val_accuracy=val_acc)
-                key = (val_acc, -val_loss)
-                if best_key is None or key > best_key:
-                    best_key, best_epoch, bad_epochs = key, epoch, 0
-                    best_state = copy.deepcopy({k: v.detach().cpu() for k, v in net.state_dict().items()})
-                else:
-                    bad_epochs += 1
             history.append(row)
-            if val_x is not None and cfg.patience and bad_epochs >= cfg.patience:
-                stopped = f"early stop: no better validation accuracy for {cfg.patience} epochs"
+            stopped = keeper.record(epoch, row, lambda: copy.deepcopy(
+                {k: v.detach().cpu() for k, v in net.state_dict().items()}))
+            if stopped:
                 break
-            elapsed = time.perf_counter() - start
-            if cfg.time_budget_s and elapsed * (epoch + 1) / epoch > cfg.time_budget_s:
-                stopped = f"time budget of {cfg.time_budget_s:.0f} s reached after epoch {epoch}"
-                break
-    if best_state is not None:
-        net.load_state_dict(best_state)
-    else:
-        best_epoch = len(history)
+    best_epoch = keeper.epoch if keeper.state is not None else len(history)
+    if keeper.state is not None:
+        net.load_state_dict(keeper.state)
     net.cpu().eval()
     backbone.to(memory_format=torch.contiguous_format)
     for p in net.parameters():

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from app.ml.backbones import Backbone, Preprocessing
-from app.ml.finetune import FinetuneConfig, FinetuneResult, first_unfrozen, trainable_parameters
+from app.ml.finetune import BestEpoch, FinetuneConfig, FinetuneResult, first_unfrozen, trainable_parameters
 from app.ml.head import Head
 from app.ml.preprocess import Normalize
 from app.ml.train import ProgressFn, StopFn, TrainingCancelled
@@ -95,7 +95,7 @@ def finetune_cached(backbone: Backbone, head: Head, plain: np.ndarray, views: np
     y_train = torch.from_numpy(np.asarray(y[train_idx], dtype=np.int64))
     y_val = torch.from_numpy(np.asarray(y[val_idx], dtype=np.int64))
     val_acts = plain[val_idx]
-    best_key, best_state, best_epoch, history, bad_epochs, stopped = None, None, 0, [], 0, None
+    keeper, history, stopped = BestEpoch(cfg), [], None
     for epoch in range(1, cfg.epochs + 1):
         order = torch.randperm(len(train_idx), generator=gen)
         view = torch.randint(0, n_views, (len(train_idx),), generator=gen)
@@ -126,24 +126,14 @@ def finetune_cached(backbone: Backbone, head: Head, plain: np.ndarray, views: np
             val_loss = float(nn.functional.cross_entropy(logits, y_val))
             val_acc = float((logits.argmax(1) == y_val).float().mean())
             row.update(val_loss=val_loss, val_accuracy=val_acc)
-            if best_key is None or (val_acc, -val_loss) > best_key:
-                best_key, best_epoch, bad_epochs = (val_acc, -val_loss), epoch, 0
-                best_state = copy.deepcopy((tail.state_dict(), head.state_dict()))
-            else:
-                bad_epochs += 1
         history.append(row)
-        if len(val_idx) and cfg.patience and bad_epochs >= cfg.patience:
-            stopped = f"early stop: no better validation accuracy for {cfg.patience} epochs"
+        stopped = keeper.record(epoch, row, lambda: copy.deepcopy((tail.state_dict(), head.state_dict())))
+        if stopped:
             break
-        elapsed = time.perf_counter() - start
-        if cfg.time_budget_s and elapsed * (epoch + 1) / epoch > cfg.time_budget_s:
-            stopped = f"time budget of {cfg.time_budget_s:.0f} s reached after epoch {epoch}"
-            break
-    if best_state is not None:
-        tail.load_state_dict(best_state[0])
-        head.load_state_dict(best_state[1])
-    else:
-        best_epoch = len(history)
+    best_epoch = keeper.epoch if keeper.state is not None else len(history)
+    if keeper.state is not None:
+        tail.load_state_dict(keeper.state[0])
+        head.load_state_dict(keeper.state[1])
     head.eval()
     for p in params:
         p.requires_grad_(False)

@@ -3,8 +3,10 @@
 The score is the mean cosine similarity to the 5 nearest training embeddings (prototypes, up to
 256 per class). Measured on hymenoptera (val in, ImageNet-sample and CIFAR out): AUROC 0.993,
 against 0.983 for similarity to class centroids. The threshold is calibrated so that about 98 % of
-known images pass: on validation embeddings plus leave-one-out scores of the prototypes, since a
-small project's validation set alone gives a noisy quantile. Measured on all of hymenoptera/train:
+known images pass: on held-out embeddings (each cross-validation fold's against the other folds'
+prototypes, or the validation split's) plus leave-one-out scores of the prototypes, since a small
+project's validation set alone gives a noisy quantile. Measured with one validation split on all of
+hymenoptera/train:
 2.6 % of val photos are called unknown and 6.4 % of other photos pass; with 30 photos a class,
 about 10 % and 2 %: small projects get a stricter threshold, and the user can move it.
 """

@@ -16,18 +16,21 @@ const FIELDS = {
 };
 // What the server uses for an empty field (app/training.py head_config), shown as placeholders.
 const HEAD_DEFAULTS = {
-  snapclass: { epochs: "60", batch_size: "128", learning_rate: "0.003" },
+  snapclass: { epochs: "40", batch_size: "128", learning_rate: "0.003" },
   "teachable-machine": { epochs: "50", batch_size: "16", learning_rate: "0.001" },
 };
 const MODE_HINTS = {
-  auto: "Picks for you: fine-tuning where this server's GPU does it within a few minutes, "
-    + "otherwise the frozen backbone, which trains in seconds.",
-  head: "Trains only a small head on the backbone's cached features: seconds, even on a CPU.",
+  auto: "Picks for you: fine-tuning where this server can do it within a few minutes, kept only if it "
+    + "beats the frozen backbone on your validation photos; otherwise the frozen backbone, which trains in seconds.",
+  head: "Trains small heads on the backbone's cached features, one per cross-validation fold: seconds, even on "
+    + "a CPU.",
   finetune: "Trains the head, then the backbone's last blocks at a lower rate, on augmented photos. "
-    + "Minutes on a GPU, far longer on a CPU.",
+    + "Minutes on a GPU; on a CPU the frozen part runs once per photo and view, so a thousand photos take "
+    + "a few minutes.",
 };
 const RECIPE_HINTS = {
-  snapclass: "Large batches, dropout and label smoothing; the best epoch is kept.",
+  snapclass: "Large batches, dropout and label smoothing; one head per cross-validation fold, each keeping "
+    + "its best epoch, answering together.",
   "teachable-machine": "Teachable Machine's: Dense 100 + ReLU, Adam at 0.001, batches of 16, 50 epochs.",
 };
 const MODE_NAMES = { head: "Head only", finetune: "Fine-tuned" };
