@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -54,7 +56,13 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def server(data_dir: Path | None = None, env: dict | None = None):
-    """`python -m app serve` as users start it; yields (base_url, process)."""
+    """`python -m app serve` as users start it; yields (base_url, process).
+
+    A bench stopped with SIGTERM (kill, timeout) stops its server too: the signal becomes SystemExit,
+    so the `finally` below runs instead of leaving a server training on, skewing the next bench.
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         data = data_dir or Path(tmp) / "data"

@@ -151,7 +151,7 @@ export function grabFrame(video, canvas, { shortSide = 360, quality = 0.9 } = {}
   });
 }
 
-// One id per press of the record button (the server keeps a burst on one side of the validation split).
+// One id per press of the record button (the server keeps a burst whole: one side of a validation split, one cross-validation fold).
 export function newBurstId() {
   const bytes = crypto.getRandomValues(new Uint8Array(12));
   return "b" + [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
