@@ -63,14 +63,9 @@ class EmbedderPool:
     def cpu(self, features: str) -> Embedder:
         with self._lock:
             if features not in self._cpu:
-                spec, net = self.spec(features), FeatureNet(self.backbone(features), self.spec(features).preprocessing)
-                if onnx_available():
-                    path = self.onnx_path(features)
-                    if not path.is_file():
-                        export_onnx(net, path, spec.preprocessing.input_size, ["features"])
-                    self._cpu[features] = OrtEmbedder(path)
-                else:
-                    self._cpu[features] = TorchEmbedder(net, "cpu")
+                spec = self.spec(features)
+                self._cpu[features] = _on_cpu(FeatureNet(self.backbone(features), spec.preprocessing),
+                                              self.onnx_path(features), spec.preprocessing.input_size, "features")
             return self._cpu[features]
 
     def front(self, features: str, unfreeze: int) -> Embedder:
@@ -79,16 +74,10 @@ class EmbedderPool:
         key = (features, unfreeze)
         with self._lock:
             if key not in self._fronts:
-                spec = self.spec(features)
-                net = Front(self.backbone(features), spec.preprocessing, unfreeze)
-                if onnx_available():
-                    path = self.onnx_path(features).with_name(self.onnx_path(features).name.replace(
-                        "-u8.onnx", f"-front{unfreeze}-u8.onnx"))
-                    if not path.is_file():
-                        export_onnx(net, path, spec.preprocessing.input_size, ["activations"])
-                    self._fronts[key] = OrtEmbedder(path)
-                else:
-                    self._fronts[key] = TorchEmbedder(net, "cpu")
+                spec, whole = self.spec(features), self.onnx_path(features)
+                path = whole.with_name(whole.name.replace("-u8.onnx", f"-front{unfreeze}-u8.onnx"))
+                self._fronts[key] = _on_cpu(Front(self.backbone(features), spec.preprocessing, unfreeze), path,
+                                            spec.preprocessing.input_size, "activations")
             return self._fronts[key]
 
     def for_worker(self, features: str) -> Embedder:
@@ -106,3 +95,13 @@ class EmbedderPool:
                 cache.pop(features, None)
             for key in [k for k in self._fronts if k[0] == features]:
                 del self._fronts[key]
+
+
+def _on_cpu(net, path: Path, input_size: int, output: str) -> Embedder:
+    """ONNX Runtime on `net` exported once to `path` (derived data, rebuilt when missing), or PyTorch
+    where ONNX Runtime is not installed."""
+    if not onnx_available():
+        return TorchEmbedder(net, "cpu")
+    if not path.is_file():
+        export_onnx(net, path, input_size, [output])
+    return OrtEmbedder(path)
