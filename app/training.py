@@ -317,10 +317,10 @@ def _fine_tune(services: Services, ctx: JobContext, spec: BackboneSpec, features
                           on_progress=lambda f, m: report(0.9 * f, m), should_stop=ctx.should_stop)
         embedder = TorchEmbedder(FeatureNet(result.backbone, spec.preprocessing), services.device)
         X_ft = embed_with(embedder, services, spec, items, lambda f, m: report(0.9 + 0.1 * f, m))
-    notes = {"finetune_engine": choice.engine, "finetune_seconds": round(time.perf_counter() - start, 3),
-             "finetune_training_seconds": round(result.seconds, 3),
-             "finetune_stopped": result.stopped_early, "unfreeze": cfg.unfreeze}
-    ctx.notes.update(notes)
+    # In ctx.notes, not the result: they stay when auto falls back to the heads.
+    ctx.notes.update(finetune_engine=choice.engine, finetune_seconds=round(time.perf_counter() - start, 3),
+                     finetune_training_seconds=round(result.seconds, 3), finetune_stopped=result.stopped_early,
+                     unfreeze=cfg.unfreeze)
     if choice.keep_if_better:
         before = max(r["val_accuracy"] for r in phase_one.history)
         after = result.history[result.best_epoch - 1]["val_accuracy"]
@@ -337,7 +337,7 @@ def _fine_tune(services: Services, ctx: JobContext, spec: BackboneSpec, features
         {**row, "phase": "finetune", "epoch": head_epochs + row["epoch"]} for row in result.history]
     return Fitted(result.head, X_ft, train_idx, val_idx, [(train_idx, val_idx)] if len(val_idx) else [], history,
                   head_epochs + result.best_epoch, phase_one.seconds, validation,
-                  backbone_state=result.backbone.state_dict(), notes=notes)
+                  backbone_state=result.backbone.state_dict())
 
 
 def _phase(history: list[dict], phase: str) -> list[dict]:
