@@ -25,8 +25,14 @@ class Base(DeclarativeBase):
     pass
 
 
+# SQLite would otherwise give a deleted row's id to the next one (max(id)+1): ids are never reused.
+# Every table with an integer id carries it; tests/test_migrations.py checks that, and migration 0002.
+NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
+
+
 class Project(Base):
     __tablename__ = "projects"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -61,7 +67,7 @@ class Project(Base):
 
 class ImageClass(Base):
     __tablename__ = "classes"
-    __table_args__ = (UniqueConstraint("project_id", "name"),)
+    __table_args__ = (UniqueConstraint("project_id", "name"), NEVER_REUSE_IDS)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
@@ -76,6 +82,7 @@ class ImageClass(Base):
 
 class Sample(Base):
     __tablename__ = "samples"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     class_id: Mapped[int] = mapped_column(ForeignKey("classes.id", ondelete="CASCADE"), index=True)
@@ -97,7 +104,7 @@ class Embedding(Base):
     """Cached backbone features of one sample, for one backbone and preprocessing version."""
 
     __tablename__ = "embeddings"
-    __table_args__ = (UniqueConstraint("sample_id", "backbone", "version"),)
+    __table_args__ = (UniqueConstraint("sample_id", "backbone", "version"), NEVER_REUSE_IDS)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="CASCADE"), index=True)
@@ -108,6 +115,7 @@ class Embedding(Base):
 
 class Job(Base):
     __tablename__ = "jobs"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
@@ -139,6 +147,7 @@ class BackboneWeights(Base):
 
 class TrainedModel(Base):
     __tablename__ = "trained_models"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
