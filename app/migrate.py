@@ -60,6 +60,7 @@ class Upgrade:
 def config() -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("file_template", "%%(rev)s")  # versions/0002_autoincrement.py: file name = revision id
     return cfg
 
 
