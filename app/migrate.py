@@ -97,6 +97,9 @@ def upgrade(engine: Engine) -> Upgrade:
     if before is not None:
         result.backup = _backup(engine, before)
     with _migration_connection(engine) as conn:
+        if tuple(MigrationContext.configure(conn).get_current_heads()) != current:  # now under the write lock
+            raise SchemaError(f"the database {_where(engine)} changed while this process looked at it: another "
+                              "snapclass is upgrading it; try again once it has started.")
         cfg.attributes["connection"] = conn
         if stamped:
             command.stamp(cfg, FIRST)
