@@ -1,8 +1,9 @@
-"""The `snapclass` command."""
+"""The `snapclass` command: serve, and account management that works on a data dir no server has opened yet."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -11,32 +12,61 @@ if TYPE_CHECKING:
     from app.config import Settings
     from app.migrate import Upgrade
 
-DATA_DIR_HELP = "default: $SNAPCLASS_DATA_DIR or ./data"
+
+def _settings(args, **more):
+    from app.config import Settings
+
+    overrides = {"data_dir": args.data_dir} if args.data_dir else {}
+    return Settings(**overrides, **more)
+
+
+def _data_dir_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", default=None, help="default: $SNAPCLASS_DATA_DIR or ./data")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="snapclass", description="Self-hosted image-classifier trainer")
     sub = parser.add_subparsers(dest="command", required=True)
+
     serve = sub.add_parser("serve", help="start the web server (upgrades the database first)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
+    serve.add_argument("--auth", choices=("auto", "required", "off"), default=None,
+                       help="login: auto (default; required unless listening on loopback only), required, off")
+    _data_dir_arg(serve)
+
     migrate = sub.add_parser("migrate", help="upgrade the database to this release's schema, then exit",
                              description="Upgrade the database in place, as `serve` does at start, keeping a copy "
                                          "of a SQLite file next to it (snapclass.db.bak-<revision>).")
-    migrate.add_argument("--data-dir", default=None, help=DATA_DIR_HELP)
+    _data_dir_arg(migrate)
+
+    users = sub.add_parser("users", help="manage accounts (add, list, passwd, remove)")
+    users_sub = users.add_subparsers(dest="action", required=True)
+    add = users_sub.add_parser("add", help="make an account")
+    add.add_argument("name")
+    add.add_argument("--admin", action="store_true", help="may manage accounts and sees every project")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    _data_dir_arg(add)
+    listing = users_sub.add_parser("list", help="list the accounts")
+    _data_dir_arg(listing)
+    passwd = users_sub.add_parser("passwd", help="set an account's password (signs it out everywhere)")
+    passwd.add_argument("name")
+    passwd.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    _data_dir_arg(passwd)
+    remove = users_sub.add_parser("remove", help="remove an account; its projects go to the first admin")
+    remove.add_argument("name")
+    _data_dir_arg(remove)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    from app.config import Settings
-
-    settings = Settings(**({"data_dir": args.data_dir} if args.data_dir else {}))
-    if args.command == "migrate":
-        print(upgrade_or_exit(settings).describe())
-    elif args.command == "serve":
-        serve(settings, args.host, args.port)
+    if args.command == "serve":
+        serve(args)
+    elif args.command == "migrate":
+        print(upgrade_or_exit(_settings(args)).describe())
+    elif args.command == "users":
+        sys.exit(users(args))
 
 
 def upgrade_or_exit(settings: Settings) -> Upgrade:
@@ -54,15 +84,76 @@ def upgrade_or_exit(settings: Settings) -> Upgrade:
         engine.dispose()
 
 
-def serve(settings: Settings, host: str, port: int) -> None:
+def serve(args) -> None:
     import uvicorn
 
     from app.main import create_app
 
+    more = {"listen_host": args.host, "listen_port": args.port}
+    if args.auth:
+        more["auth"] = args.auth
+    settings = _settings(args, **more)
     # Before uvicorn: a database this release must refuse is one clear line, not a failed-startup traceback.
     upgraded = upgrade_or_exit(settings)
     if upgraded.changed:
         print(f"snapclass: {upgraded.describe()}", file=sys.stderr)
     # One process: the worker thread that owns the device lives inside it.
-    uvicorn.run(create_app(settings), host=host, port=port, workers=1,
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, workers=1,
                 log_level=os.environ.get("SNAPCLASS_LOG_LEVEL", "info"))
+
+
+def _read_password(args, generate_if_no_tty: bool) -> tuple[str, bool]:
+    """(password, generated). stdin when asked; a prompt on a terminal; else a generated one, printed once."""
+    from app.accounts import generate_password
+
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n"), False
+    if sys.stdin.isatty():
+        first = getpass.getpass("password: ")
+        if first != getpass.getpass("again: "):
+            raise ValueError("the two passwords differ")
+        return first, False
+    if generate_if_no_tty:
+        return generate_password(), True
+    raise ValueError("no terminal to ask for a password: use --password-stdin")
+
+
+def users(args) -> int:
+    from app import accounts
+    from app.crud import Conflict, NotFound
+    from app.db import init_db, make_engine, make_session_factory, session_scope
+    from app.migrate import SchemaError
+
+    settings = _settings(args)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.db_url)
+    try:
+        init_db(engine)
+        with session_scope(make_session_factory(engine)) as session:
+            if args.action == "list":
+                owned = accounts.owned_project_counts(session=session)
+                for user in accounts.list_users(session=session):
+                    role = "admin" if user.is_admin else "user"
+                    print(f"{user.username}\t{role}\t{owned.get(user.id, 0)} projects")
+            elif args.action == "add":
+                password, generated = _read_password(args, generate_if_no_tty=True)
+                user = accounts.create_user(session=session, username=args.name, password=password,
+                                            is_admin=args.admin)
+                print(f"added {user.username}" + (" (admin)" if user.is_admin else ""))
+                if generated:
+                    print(f"password: {password}")
+            elif args.action == "passwd":
+                user = accounts.get_user(session=session, username=args.name)
+                password, _ = _read_password(args, generate_if_no_tty=False)
+                accounts.set_password(session=session, user=user, password=password)
+                print(f"password of {user.username} changed; its sessions are signed out")
+            elif args.action == "remove":
+                user = accounts.get_user(session=session, username=args.name)
+                moved = accounts.remove_user(session=session, user=user, heir=None)
+                print(f"removed {user.username}; {moved} projects moved to the first admin")
+    except (ValueError, Conflict, NotFound, SchemaError) as exc:  # InvalidInput is a ValueError
+        print(f"snapclass users {args.action}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    return 0

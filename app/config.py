@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -24,6 +26,15 @@ class Settings(BaseSettings):
     worker_runtime: str = "auto"
     default_backbone: str = "efficientnet_lite0"
 
+    # Accounts. "auto": login required unless the server listens on a loopback address only.
+    auth: Literal["auto", "required", "off"] = "auto"
+    # The address `serve` listens on (set by the CLI); "auto" decides by it. In-process test clients are local.
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 8000
+    session_days: int = Field(default=14, ge=1, le=365)
+    # Repeated login failures for one name or one address are slowed down: this many go unpunished.
+    login_free_failures: int = Field(default=5, ge=1)
+
     max_upload_bytes: int = 25 * 1024 * 1024
     max_image_pixels: int = 40_000_000
     max_files_per_upload: int = 500
@@ -36,6 +47,12 @@ class Settings(BaseSettings):
         return self.database_url or f"sqlite:///{self.data_dir / 'snapclass.db'}"
 
     @property
+    def login_required(self) -> bool:
+        if self.auth == "auto":
+            return not is_loopback(self.listen_host)
+        return self.auth == "required"
+
+    @property
     def images_dir(self) -> Path:
         return self.data_dir / "images"
 
@@ -43,3 +60,13 @@ class Settings(BaseSettings):
     def cache_dir(self) -> Path:
         """Derived files (ONNX graphs, exports): safe to delete, rebuilt on demand."""
         return self.cache_path or self.data_dir / "cache"
+
+
+def is_loopback(host: str) -> bool:
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name other than localhost may resolve to any interface
+        return False

@@ -35,9 +35,10 @@ def get_project(*, session: Session, project_id: int) -> Project:
     return project
 
 
-def create_project(*, session: Session, name: str, backbone: str, base_model: TrainedModel | None = None) -> Project:
+def create_project(*, session: Session, name: str, backbone: str, base_model: TrainedModel | None = None,
+                   owner_id: int | None = None) -> Project:
     """A new project; with `base_model`, it extracts features with that model's backbone."""
-    project = Project(name=name, backbone=backbone)
+    project = Project(name=name, backbone=backbone, owner_id=owner_id)
     if base_model is not None:
         project.backbone = base_model.backbone
         project.base_model_id = base_model.id

@@ -3,16 +3,32 @@
 from __future__ import annotations
 
 import logging
+import secrets
 from contextlib import asynccontextmanager
+from html import escape
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from app import __version__, crud
-from app.api import classes, live, models, predict, projects, samples, system, training
-from app.config import Settings
+from app import __version__, accounts, crud
+from app.api import (
+    auth,
+    classes,
+    live,
+    members,
+    models,
+    predict,
+    projects,
+    samples,
+    share,
+    system,
+    tokens,
+    training,
+    users,
+)
+from app.config import Settings, is_loopback
 from app.db import init_db, make_engine, make_session_factory, session_scope
 from app.embedders import EmbedderPool
 from app.inference import ModelCache, NoModel
@@ -20,9 +36,12 @@ from app.jobs import Worker
 from app.ml import checkpoint
 from app.ml.backbones import BackboneUnavailable
 from app.ml.checkpoint import CheckpointError
+from app.pages import login_redirect
 from app.pages import router as pages_router
+from app.security import Forbidden, NotAuthenticated
 from app.services import Services, resolve_device
 from app.storage import ImageStore
+from app.throttle import LoginThrottle
 from app.training import make_train_handler
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,6 +75,11 @@ def build_services(settings: Settings) -> Services:
                         device=device)
     services.models = ModelCache(services.session_factory, services.embedders)
     services.worker = Worker(services.session_factory, {"train": make_train_handler(services)})
+    services.throttle = LoginThrottle(settings.login_free_failures)
+    with session_scope(factory) as s:
+        accounts.claim_unowned_projects(session=s)
+        if accounts.count_users(session=s) == 0:
+            services.setup_code = "-".join(f"{secrets.randbelow(10**4):04d}" for _ in range(3))
     return services
 
 
@@ -74,6 +98,19 @@ def _sweep_orphans(factory, store: ImageStore) -> None:
         log.info("removed %d files under %s left by interrupted uploads", removed, store.root)
 
 
+def announce_access(settings: Settings, services: Services) -> None:
+    """Say in the log who can reach the server, and how the first account is made."""
+    if settings.auth == "off" and not is_loopback(settings.listen_host):
+        log.warning("!!! LOGIN IS OFF on %s, a non-loopback address: anyone who can reach this server can see, "
+                    "change and delete every project. Use --auth auto or required unless that is really meant.",
+                    settings.listen_host)
+    if services.setup_code:
+        where = f"http://{settings.listen_host}:{settings.listen_port}/setup"
+        need = "required" if settings.login_required else "optional on this loopback address"
+        log.warning("No accounts yet (login %s). Make the first admin account at %s with the one-time code %s "
+                    "(or run: snapclass users add NAME --admin)", need, where, services.setup_code)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -82,7 +119,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services = build_services(settings)
         app.state.services = services
         services.worker.start()
-        log.info("snapclass %s: data in %s, device %s", __version__, settings.data_dir.resolve(), services.device)
+        log.info("snapclass %s: data in %s, device %s, login %s", __version__, settings.data_dir.resolve(),
+                 services.device, "required" if settings.login_required else "off")
+        announce_access(settings, services)
         try:
             yield
         finally:
@@ -90,8 +129,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             services.engine.dispose()
 
     app = FastAPI(title="snapclass", version=__version__, lifespan=lifespan, description=API_DESCRIPTION)
-    for router in (system.router, projects.router, classes.router, samples.router, training.router,
-                   predict.router, live.router, models.router, pages_router):
+    for router in (system.router, auth.router, tokens.router, users.router, projects.router, members.router,
+                   classes.router, samples.router, training.router, predict.router, share.router, live.router,
+                   models.router, pages_router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     _error_handlers(app)
@@ -105,6 +145,20 @@ def _error_handlers(app: FastAPI) -> None:
 
         return handle
 
+    async def not_authenticated(request: Request, exc: NotAuthenticated):
+        if not request.url.path.startswith(("/api/", "/s/")) and request.method in ("GET", "HEAD"):
+            return login_redirect(request)
+        return JSONResponse(status_code=401, content={"detail": str(exc)}, headers={"WWW-Authenticate": "Bearer"})
+
+    async def forbidden(request: Request, exc: Forbidden):
+        if not request.url.path.startswith(("/api/", "/s/")):
+            return HTMLResponse(f"<!doctype html><title>Not allowed</title><h1>Not allowed</h1><p>{escape(str(exc))}"
+                                "</p><p><a href='/'>All projects</a></p>", status_code=403)
+        return JSONResponse(status_code=403, content={"detail": str(exc)})
+
+    app.add_exception_handler(NotAuthenticated, not_authenticated)
+    app.add_exception_handler(Forbidden, forbidden)
+    app.add_exception_handler(accounts.InvalidInput, handler(422))
     app.add_exception_handler(crud.NotFound, handler(404))
     app.add_exception_handler(crud.Conflict, handler(409))
     app.add_exception_handler(NoModel, handler(409))

@@ -30,12 +30,71 @@ class Base(DeclarativeBase):
 NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
 
 
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = NEVER_REUSE_IDS
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Normalized (NFKC, case-folded): "Alice" and "alice" are one account.
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    is_admin: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class UserSession(Base):
+    """A signed-in browser. Only the SHA-256 of the cookie's random value is stored."""
+
+    __tablename__ = "user_sessions"
+    __table_args__ = NEVER_REUSE_IDS
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ApiToken(Base):
+    """A script's credential, shown once; only its SHA-256 is stored."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = NEVER_REUSE_IDS
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The first characters, to tell tokens apart in a list without revealing them.
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ProjectMember(Base):
+    __tablename__ = "project_members"
+    __table_args__ = (UniqueConstraint("project_id", "user_id"), NEVER_REUSE_IDS)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(16))  # "viewer" | "editor"
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    user: Mapped[User] = relationship()
+
+
 class Project(Base):
     __tablename__ = "projects"
     __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
+    # NULL: made while login was off (or before accounts existed); the first admin account claims it.
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True,
+                                                 index=True)
+    # The public read-only page's secret (TM's shareable link); NULL when not shared.
+    share_token: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
     backbone: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     # use_alter: projects and models point at each other.
@@ -58,6 +117,10 @@ class Project(Base):
         ForeignKey("trained_models.id", ondelete="SET NULL", use_alter=True), nullable=True
     )
     base_digest: Mapped[str | None] = mapped_column(ForeignKey("backbone_weights.digest"), nullable=True)
+
+    owner: Mapped[User | None] = relationship(foreign_keys=[owner_id])
+    members: Mapped[list[ProjectMember]] = relationship(cascade="all, delete-orphan", passive_deletes=True,
+                                                        order_by="ProjectMember.id")
 
     @property
     def features(self) -> str:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
-from app import __version__, crud
-from app.api.deps import ServicesDep, SessionDep
+from app import __version__, access, accounts, sharing
+from app.api.deps import ActorDep, ServicesDep, SessionDep
 from app.api.views import project_detail, project_out
 from app.ml.backbones import BackboneUnavailable, get_spec, list_backbones
+from app.security import Actor, Forbidden, identify
 
 templates = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "templates")
 templates.env.globals["version"] = __version__
@@ -19,11 +21,30 @@ templates.env.globals["version"] = __version__
 router = APIRouter(include_in_schema=False)
 
 
+def _render(request: Request, template: str, context: dict, status_code: int = 200) -> HTMLResponse:
+    services = request.app.state.services
+    return templates.TemplateResponse(request, template, {
+        "device": services.device, "login_required": services.settings.login_required, **context},
+        status_code=status_code)
+
+
+def safe_next(raw: str | None) -> str:
+    """Only a path on this server: an open redirect to another site would make the login page a phishing aid."""
+    if not raw or not raw.startswith("/") or raw.startswith("//") or "\\" in raw:
+        return "/"
+    return raw
+
+
+def login_redirect(request: Request) -> RedirectResponse:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/login?next={quote(target)}", status_code=303)
+
+
 @router.get("/", response_class=HTMLResponse)
-def index(request: Request, session: SessionDep, services: ServicesDep):
-    projects = [project_out(session, p) for p in crud.list_projects(session=session)]
-    return templates.TemplateResponse(request, "index.html", {
-        "projects": projects, "backbones": list_backbones(), "device": services.device,
+def index(request: Request, session: SessionDep, services: ServicesDep, actor: ActorDep):
+    projects = [project_out(session, p) for p in access.visible_projects(session, actor)]
+    return _render(request, "index.html", {
+        "actor": actor, "projects": projects, "backbones": list_backbones(),
         "default_backbone": services.settings.default_backbone})
 
 
@@ -35,28 +56,74 @@ def _backbone(name: str) -> dict:
         return {"name": name, "title": name, "input_size": None}
 
 
-def _project_page(template: str, project_id: int, request: Request, session, services) -> HTMLResponse:
+def _project_page(template: str, project_id: int, request: Request, session, actor: Actor) -> HTMLResponse:
     """Every project page gets the same context: the project, as the API shows it, and its backbone."""
-    project = project_detail(session, crud.get_project(session=session, project_id=project_id))
+    project = project_detail(session, access.project(session, actor, project_id), actor)
     backbone = _backbone(project.backbone)
     project_json = {**project.model_dump(mode="json"), "input_size": backbone["input_size"]}
-    return templates.TemplateResponse(request, template, {
-        "project": project, "project_json": project_json, "backbone": backbone,
-        "device": services.device})
+    return _render(request, template, {
+        "actor": actor, "project": project, "project_json": project_json, "backbone": backbone})
 
 
 @router.get("/projects/{project_id}", response_class=HTMLResponse)
-def project_page(project_id: int, request: Request, session: SessionDep, services: ServicesDep):
-    return _project_page("project.html", project_id, request, session, services)
+def project_page(project_id: int, request: Request, session: SessionDep, actor: ActorDep):
+    return _project_page("project.html", project_id, request, session, actor)
 
 
 @router.get("/projects/{project_id}/models", response_class=HTMLResponse)
-def models_page(project_id: int, request: Request, session: SessionDep, services: ServicesDep):
+def models_page(project_id: int, request: Request, session: SessionDep, actor: ActorDep):
     """Model versions and the evaluation of each; the data comes from /api/projects/{id}/models."""
-    return _project_page("models.html", project_id, request, session, services)
+    return _project_page("models.html", project_id, request, session, actor)
 
 
 @router.get("/projects/{project_id}/live", response_class=HTMLResponse)
-def live_page(project_id: int, request: Request, session: SessionDep, services: ServicesDep):
+def live_page(project_id: int, request: Request, session: SessionDep, actor: ActorDep):
     """The webcam live test: frames go over the WebSocket at /api/projects/{id}/live."""
-    return _project_page("live.html", project_id, request, session, services)
+    return _project_page("live.html", project_id, request, session, actor)
+
+
+# --- accounts ---
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request, session: SessionDep, services: ServicesDep, next: str | None = None):
+    if accounts.count_users(session=session) == 0:
+        return RedirectResponse("/setup", status_code=303)
+    return _render(request, "login.html", {"actor": None, "next": safe_next(next)})
+
+
+@router.get("/setup", response_class=HTMLResponse)
+def setup_page(request: Request, session: SessionDep):
+    """The first account, made once with the code `serve` printed in its log."""
+    if accounts.count_users(session=session) > 0:
+        return RedirectResponse("/login", status_code=303)
+    return _render(request, "setup.html", {"actor": None})
+
+
+@router.get("/account", response_class=HTMLResponse)
+def account_page(request: Request, actor: ActorDep):
+    """Change your password; make and revoke API tokens."""
+    return _render(request, "account.html", {"actor": actor})
+
+
+@router.get("/admin", response_class=HTMLResponse)
+def admin_page(request: Request, actor: ActorDep):
+    """Accounts: create one or many (a class list), reset a password, make admin, remove."""
+    if not actor.is_admin:
+        raise Forbidden("only an admin may manage accounts")
+    return _render(request, "admin.html", {"actor": actor})
+
+
+# --- the public share page ---
+
+
+@router.get("/s/{token}", response_class=HTMLResponse)
+def share_page(token: str, request: Request, session: SessionDep, services: ServicesDep):
+    """A project's current model, tried on a photo or the webcam by anyone with the link; no login."""
+    shared = sharing.shared_model(session=session, token=token)
+    try:  # a signed-in visitor still sees the account menu
+        actor = identify(request, session, services.settings)
+    except Exception:
+        actor = None
+    return _render(request, "share.html", {"actor": actor, "share": shared.page_context(token)},
+                   status_code=200)

@@ -87,6 +87,11 @@ class ProjectDetail(BaseModel):
     classes: list[ClassOut]
     model: ModelOut | None
     active_job_id: int | None
+    owner: str | None = Field(description="the owner's user name; null for a project made with login off, "
+                              "before any admin account existed")
+    role: Literal["owner", "editor", "viewer"] = Field(
+        description="what you may do here: viewer (see, predict, download), editor (also change and train), "
+        "owner (also rename, delete, share, change members; admins are owners of every project)")
 
 
 class SampleOut(BaseModel):
@@ -191,3 +196,113 @@ class HealthOut(BaseModel):
     version: str
     device: str
     backbones: list[BackboneOut]
+
+
+class ShareOut(BaseModel):
+    url: str | None = Field(description="the public page; POST {url}/predict answers like /predict")
+
+
+# --- accounts ---
+
+Username = Field(min_length=1, max_length=64, description="letters, digits and . _ - @ + (case does not matter)")
+Password = Field(min_length=8, max_length=256)
+
+
+class LoginIn(BaseModel):
+    username: str = Field(max_length=200)
+    password: str = Field(max_length=1000)
+
+
+class MeOut(BaseModel):
+    username: str
+    is_admin: bool
+    local: bool = Field(description="the implicit local user of a server with login off")
+
+
+class AuthStatus(BaseModel):
+    login_required: bool
+    setup_needed: bool = Field(description="no account exists yet: the first is made at /setup")
+    user: MeOut | None
+
+
+class SetupIn(BaseModel):
+    code: str = Field(max_length=100, description="the one-time code `snapclass serve` printed in its log")
+    username: str = Username
+    password: str = Password
+
+
+class PasswordChange(BaseModel):
+    current_password: str = Field(max_length=1000)
+    new_password: str = Password
+
+
+class TokenCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=100, description="what the token is for, e.g. 'lab laptop'")
+    _strip = field_validator("name")(_strip)
+
+
+class TokenOut(BaseModel):
+    id: int
+    name: str
+    prefix: str = Field(description="the token's first characters, to tell tokens apart")
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+class TokenCreated(TokenOut):
+    token: str = Field(description="shown this once; only its hash is stored")
+
+
+class UserOut(BaseModel):
+    id: int
+    username: str
+    is_admin: bool
+    created_at: datetime
+    project_count: int
+
+
+class UserCreate(BaseModel):
+    username: str = Username
+    password: str | None = Field(default=None, min_length=8, max_length=256,
+                                 description="omit to have one generated (shown once in the answer)")
+    is_admin: bool = False
+
+
+class UserCreated(BaseModel):
+    username: str
+    is_admin: bool
+    password: str | None = Field(description="the generated password, shown this once; null if you chose one")
+
+
+class UsersBulkCreate(BaseModel):
+    usernames: list[str] = Field(min_length=1, max_length=500, description="e.g. a class list")
+    is_admin: bool = False
+
+
+class Skipped(BaseModel):
+    username: str
+    reason: str
+
+
+class UsersBulkCreated(BaseModel):
+    created: list[UserCreated]
+    skipped: list[Skipped]
+
+
+class UserUpdate(BaseModel):
+    is_admin: bool
+
+
+class PasswordReset(BaseModel):
+    password: str | None = Field(default=None, min_length=8, max_length=256,
+                                 description="omit to have one generated (shown once in the answer)")
+
+
+class MemberIn(BaseModel):
+    username: str = Field(min_length=1, max_length=200)
+    role: Literal["viewer", "editor"]
+
+
+class MemberOut(BaseModel):
+    username: str
+    role: Literal["owner", "editor", "viewer"]

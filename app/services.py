@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.config import Settings
 from app.embedders import EmbedderPool
 from app.storage import ImageStore
+from app.throttle import LoginThrottle
 
 
 @dataclass
@@ -23,6 +24,9 @@ class Services:
     # Set in main.py once built (they need the services themselves).
     worker: object = None
     models: object = None
+    throttle: LoginThrottle | None = None
+    # The one-time code for making the first account in the browser; None once an account exists.
+    setup_code: str | None = None
 
 
 def resolve_device(setting: str) -> str:

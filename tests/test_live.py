@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+from starlette.websockets import WebSocketDisconnect
+
 from tests.conftest import jpeg_bytes, make_project, photos, train, upload
 
 
@@ -31,10 +34,12 @@ def test_live_socket_answers_every_frame_and_survives_bad_ones(client):
         assert answer["model_version"] == 2
 
 
-def test_live_socket_for_a_missing_project_reports_it(client):
-    with client.websocket_connect("/api/projects/999/live") as ws:
-        ws.send_bytes(jpeg_bytes())
-        assert "not found" in ws.receive_json()["error"]
+def test_live_socket_for_a_missing_project_is_refused(client):
+    # Refused at the handshake, exactly like another user's project: nobody learns which ids exist.
+    for pid in (999, 2**63):
+        with pytest.raises(WebSocketDisconnect) as refused, client.websocket_connect(f"/api/projects/{pid}/live"):
+            pass
+        assert refused.value.code == 1008
 
 
 def test_openapi_documents_the_live_protocol(client):

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from app import crud
-from app.api.deps import ServicesDep, SessionDep
+from app import access, crud
+from app.access import Level
+from app.api.deps import ActorDep, Id, ServicesDep, SessionDep
 from app.schemas import ClassCreate, ClassOut
 
 router = APIRouter(prefix="/api", tags=["classes"])
@@ -16,18 +17,20 @@ def _out(session, image_class) -> ClassOut:
 
 @router.post("/projects/{project_id}/classes", response_model=ClassOut, status_code=201,
              responses={409: {"description": "a class of that name exists in the project"}})
-def create_class(project_id: int, body: ClassCreate, session: SessionDep):
+def create_class(project_id: Id, body: ClassCreate, session: SessionDep, actor: ActorDep):
+    access.project(session, actor, project_id, Level.EDIT)
     return _out(session, crud.create_class(session=session, project_id=project_id, name=body.name))
 
 
 @router.patch("/classes/{class_id}", response_model=ClassOut)
-def rename_class(class_id: int, body: ClassCreate, session: SessionDep):
+def rename_class(class_id: Id, body: ClassCreate, session: SessionDep, actor: ActorDep):
+    access.image_class(session, actor, class_id, Level.EDIT)
     return _out(session, crud.rename_class(session=session, class_id=class_id, name=body.name))
 
 
 @router.delete("/classes/{class_id}", status_code=204)
-def delete_class(class_id: int, session: SessionDep, services: ServicesDep):
-    image_class = crud.get_class(session=session, class_id=class_id)
+def delete_class(class_id: Id, session: SessionDep, services: ServicesDep, actor: ActorDep):
+    image_class = access.image_class(session, actor, class_id, Level.EDIT)
     keys = crud.class_sample_keys(session=session, class_id=class_id)
     session.delete(image_class)
     session.commit()

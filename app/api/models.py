@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from app import crud
-from app.api.deps import ServicesDep, SessionDep
+from app import access, crud
+from app.access import Level
+from app.api.deps import ActorDep, Id, ServicesDep, SessionDep
 from app.api.views import model_out
 from app.schemas import ModelOut, ModelUpdate
 
@@ -13,24 +14,25 @@ router = APIRouter(prefix="/api", tags=["models"])
 
 
 @router.get("/projects/{project_id}/models", response_model=list[ModelOut])
-def list_models(project_id: int, session: SessionDep, full: bool = False):
+def list_models(project_id: Id, session: SessionDep, actor: ActorDep, full: bool = False):
     """Newest first, each with its metrics (`full=true` adds per-image validation rows)."""
-    project = crud.get_project(session=session, project_id=project_id)
+    project = access.project(session, actor, project_id)
     return [model_out(m, project.current_model_id, full=full)
             for m in crud.list_models(session=session, project_id=project_id)]
 
 
 @router.get("/models/{model_id}", response_model=ModelOut)
-def get_model(model_id: int, session: SessionDep):
+def get_model(model_id: Id, session: SessionDep, actor: ActorDep):
     """One version with its whole evaluation: per-class accuracy, confusion matrix with the validation
     rows behind it, history per epoch, misclassified images by loss, learning curves."""
-    model = crud.get_model(session=session, model_id=model_id)
-    return model_out(model, crud.get_project(session=session, project_id=model.project_id).current_model_id)
+    model = access.model(session, actor, model_id)
+    return model_out(model, model.project.current_model_id)
 
 
 @router.post("/projects/{project_id}/models/{model_id}/activate", response_model=ModelOut)
-def activate_model(project_id: int, model_id: int, session: SessionDep, services: ServicesDep):
+def activate_model(project_id: Id, model_id: Id, session: SessionDep, services: ServicesDep, actor: ActorDep):
     """Make this version the project's current model (prediction, live page and downloads use it)."""
+    access.project(session, actor, project_id, Level.EDIT)
     model = crud.set_current_model(session=session, project_id=project_id, model_id=model_id)
     session.commit()
     services.models.invalidate(project_id)
@@ -38,21 +40,21 @@ def activate_model(project_id: int, model_id: int, session: SessionDep, services
 
 
 @router.patch("/models/{model_id}", response_model=ModelOut)
-def update_model(model_id: int, body: ModelUpdate, session: SessionDep, services: ServicesDep):
+def update_model(model_id: Id, body: ModelUpdate, session: SessionDep, services: ServicesDep, actor: ActorDep):
     """Adjust the "none of these" threshold; it is carried into downloads made afterwards."""
-    model = crud.get_model(session=session, model_id=model_id)
+    model = access.model(session, actor, model_id, Level.EDIT)
     if body.reset_unknown_threshold:
         model.unknown_threshold = model.unknown_threshold_calibrated
     elif body.unknown_threshold is not None:
         model.unknown_threshold = body.unknown_threshold
     session.commit()
     services.models.invalidate(model.project_id)
-    current = crud.get_project(session=session, project_id=model.project_id).current_model_id
-    return model_out(model, current, full=False)
+    return model_out(model, model.project.current_model_id, full=False)
 
 
 @router.delete("/models/{model_id}", status_code=204, responses={409: {"description": "it is the current model"}})
-def delete_model(model_id: int, session: SessionDep, services: ServicesDep):
+def delete_model(model_id: Id, session: SessionDep, actor: ActorDep):
+    access.model(session, actor, model_id, Level.EDIT)
     crud.delete_model(session=session, model_id=model_id)
     crud.prune_backbone_weights(session=session)
     return Response(status_code=204)

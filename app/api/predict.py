@@ -8,11 +8,12 @@ from fastapi import APIRouter, File, HTTPException, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
-from app import crud, images
-from app.api.deps import ServicesDep, SessionDep
+from app import access, images
+from app.api.deps import ActorDep, Id, ServicesDep, SessionDep
 from app.api.samples import read_upload
 from app.exports import export_model
 from app.schemas import PredictOut
+from app.services import Services
 
 router = APIRouter(prefix="/api/projects", tags=["prediction"])
 
@@ -21,11 +22,19 @@ NO_MODEL = {409: {"description": "the project has no trained model yet"}}
 
 @router.post("/{project_id}/predict", response_model=PredictOut,
              responses={**NO_MODEL, 422: {"description": "the file is not a valid image"}})
-def predict(project_id: int, file: Annotated[UploadFile, File()], services: ServicesDep,
+def predict(project_id: Id, file: Annotated[UploadFile, File()], services: ServicesDep, session: SessionDep,
+            actor: ActorDep,
             unknown_threshold: Annotated[float | None, Query(
                 ge=-1, le=1, description="override the model's threshold for this request")] = None):
     """Classes sorted by score (summing to 1); `label` is "unknown" when the photo is less similar to
     the training images than the model's threshold ("none of these")."""
+    access.project(session, actor, project_id)
+    session.close()  # the answer needs no database: free the connection before the network runs
+    return answer_upload(services, project_id, file, unknown_threshold)
+
+
+def answer_upload(services: Services, project_id: int, file: UploadFile, threshold: float | None = None) -> dict:
+    """The current model's answer for one uploaded photo (also used by public share links)."""
     model = services.models.current(project_id)
     settings = services.settings
     try:
@@ -33,7 +42,7 @@ def predict(project_id: int, file: Annotated[UploadFile, File()], services: Serv
                                 max_pixels=settings.max_image_pixels, min_side=2 * model.input_size)
     except images.ImageRejected as exc:
         raise HTTPException(422, f"{file.filename}: {exc}") from None
-    return model.answer(model.predict([decoded.image])[0], unknown_threshold)
+    return model.answer(model.predict([decoded.image])[0], threshold)
 
 
 class ExportFormat(str, Enum):
@@ -57,9 +66,9 @@ DOWNLOAD_DOC = """The project's current model, backbone and head in one file, gi
 @router.get("/{project_id}/model/download", responses={**NO_MODEL, 200: {
     "content": {"application/octet-stream": {}}, "description": "the model file"}},
     description=DOWNLOAD_DOC, response_class=FileResponse)
-async def download_model(project_id: int, session: SessionDep, services: ServicesDep,
+async def download_model(project_id: Id, session: SessionDep, services: ServicesDep, actor: ActorDep,
                          format: Annotated[ExportFormat, Query()] = ExportFormat.onnx):
-    project = crud.get_project(session=session, project_id=project_id)
+    project = access.project(session, actor, project_id)
     if project.current_model is None:
         raise HTTPException(409, "this project has no trained model yet: train it first")
     model, name = project.current_model, project.name

@@ -5,8 +5,9 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile
 from fastapi.responses import JSONResponse
 
-from app import crud
-from app.api.deps import ServicesDep, SessionDep
+from app import access, crud
+from app.access import Level
+from app.api.deps import ActorDep, Id, ServicesDep, SessionDep
 from app.api.views import sample_out
 from app.schemas import SampleOut, UploadOut
 from app.storage import ORIGINAL, THUMB, WORK
@@ -28,16 +29,17 @@ def read_upload(upload: UploadFile, limit: int) -> bytes:
     responses={422: {"description": "no file was a valid image; nothing was stored"}},
 )
 def upload_samples(
-    class_id: int,
+    class_id: Id,
     session: SessionDep,
     services: ServicesDep,
+    actor: ActorDep,
     files: Annotated[list[UploadFile], File(description="one or many images")],
     burst_id: Annotated[str | None, Form(max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
                                          description="frames of one webcam press share one")] = None,
     source: Annotated[str, Form(pattern="^(upload|webcam)$")] = "upload",
 ):
     settings = services.settings
-    image_class = crud.get_class(session=session, class_id=class_id)
+    image_class = access.image_class(session, actor, class_id, Level.EDIT)
     input_size = services.embedders.spec(image_class.project.features).preprocessing.input_size
     if len(files) > settings.max_files_per_upload:
         raise HTTPException(413, f"at most {settings.max_files_per_upload} files per upload")
@@ -56,14 +58,14 @@ def upload_samples(
 
 
 @router.get("/classes/{class_id}/samples", response_model=list[SampleOut])
-def list_samples(class_id: int, session: SessionDep):
-    crud.get_class(session=session, class_id=class_id)
+def list_samples(class_id: Id, session: SessionDep, actor: ActorDep):
+    access.image_class(session, actor, class_id)
     return [sample_out(s) for s in crud.list_samples(session=session, class_id=class_id)]
 
 
 @router.delete("/samples/{sample_id}", status_code=204)
-def delete_sample(sample_id: int, session: SessionDep, services: ServicesDep):
-    sample = crud.get_sample(session=session, sample_id=sample_id)
+def delete_sample(sample_id: Id, session: SessionDep, services: ServicesDep, actor: ActorDep):
+    sample = access.sample(session, actor, sample_id, Level.EDIT)
     key = sample.key
     session.delete(sample)
     session.commit()
@@ -82,19 +84,19 @@ def _file(services, key: str, kind: str, media: str) -> Response:
 
 @router.get("/samples/{sample_id}/image", response_class=Response,
             responses={200: {"content": {"image/*": {}}, "description": "the original upload"}})
-def sample_image(sample_id: int, session: SessionDep, services: ServicesDep):
-    sample = crud.get_sample(session=session, sample_id=sample_id)
+def sample_image(sample_id: Id, session: SessionDep, services: ServicesDep, actor: ActorDep):
+    sample = access.sample(session, actor, sample_id)
     return _file(services, sample.key, ORIGINAL, MEDIA.get(sample.original_format, "application/octet-stream"))
 
 
 @router.get("/samples/{sample_id}/thumbnail", response_class=Response,
             responses={200: {"content": {"image/jpeg": {}}}})
-def sample_thumbnail(sample_id: int, session: SessionDep, services: ServicesDep):
-    sample = crud.get_sample(session=session, sample_id=sample_id)
+def sample_thumbnail(sample_id: Id, session: SessionDep, services: ServicesDep, actor: ActorDep):
+    sample = access.sample(session, actor, sample_id)
     return _file(services, sample.key, THUMB, "image/jpeg")
 
 
 @router.get("/samples/{sample_id}/work", response_class=Response, include_in_schema=False)
-def sample_work(sample_id: int, session: SessionDep, services: ServicesDep):
-    sample = crud.get_sample(session=session, sample_id=sample_id)
+def sample_work(sample_id: Id, session: SessionDep, services: ServicesDep, actor: ActorDep):
+    sample = access.sample(session, actor, sample_id)
     return _file(services, sample.key, WORK, "image/jpeg")

@@ -2,8 +2,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
 
-from app import crud
-from app.api.deps import ServicesDep, SessionDep
+from app import access, crud
+from app.access import Level
+from app.api.deps import ActorDep, Id, ServicesDep, SessionDep
 from app.schemas import JobCreated, JobOut, TrainRequest
 from app.training import NotTrainable, check_trainable
 
@@ -16,8 +17,8 @@ def job_out(job) -> JobOut:
 
 @router.post("/projects/{project_id}/train", response_model=JobCreated, status_code=202,
              responses={409: {"description": "not trainable yet, or a training job is already active"}})
-def train(project_id: int, body: TrainRequest, session: SessionDep, services: ServicesDep):
-    project = crud.get_project(session=session, project_id=project_id)
+def train(project_id: Id, body: TrainRequest, session: SessionDep, services: ServicesDep, actor: ActorDep):
+    project = access.project(session, actor, project_id, Level.EDIT)
     counts = crud.sample_counts(session=session, project_id=project_id)
     try:
         check_trainable({c.name: counts.get(c.id, 0) for c in project.classes})
@@ -34,14 +35,14 @@ def train(project_id: int, body: TrainRequest, session: SessionDep, services: Se
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut)
-def get_job(job_id: int, session: SessionDep):
-    return job_out(crud.get_job(session=session, job_id=job_id))
+def get_job(job_id: Id, session: SessionDep, actor: ActorDep):
+    return job_out(access.job(session, actor, job_id))
 
 
 @router.post("/jobs/{job_id}/cancel", status_code=202, response_model=JobOut,
              responses={409: {"description": "the job has already finished"}})
-def cancel_job(job_id: int, session: SessionDep, services: ServicesDep):
-    crud.get_job(session=session, job_id=job_id)
+def cancel_job(job_id: Id, session: SessionDep, services: ServicesDep, actor: ActorDep):
+    access.job(session, actor, job_id, Level.EDIT)
     if not services.worker.cancel(job_id):
         raise HTTPException(409, "the job has already finished")
     session.expire_all()
@@ -49,7 +50,7 @@ def cancel_job(job_id: int, session: SessionDep, services: ServicesDep):
 
 
 @router.get("/projects/{project_id}/jobs/latest", response_model=JobOut | None)
-def latest_job(project_id: int, session: SessionDep):
-    crud.get_project(session=session, project_id=project_id)
+def latest_job(project_id: Id, session: SessionDep, actor: ActorDep):
+    access.project(session, actor, project_id)
     job = crud.latest_job(session=session, project_id=project_id)
     return job_out(job) if job else None

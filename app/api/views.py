@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from app import crud
+from app import access, crud
 from app.models import Project, Sample, TrainedModel
 from app.schemas import ClassOut, ModelOut, ProjectDetail, ProjectOut, SampleOut
+from app.security import Actor
 
 
 def project_out(session: Session, project: Project) -> ProjectOut:
@@ -26,7 +27,7 @@ def model_out(model: TrainedModel, current_id: int | None, *, full: bool = True)
                     unknown_threshold_calibrated=model.unknown_threshold_calibrated, metrics=metrics)
 
 
-def project_detail(session: Session, project: Project) -> ProjectDetail:
+def project_detail(session: Session, project: Project, actor: Actor) -> ProjectDetail:
     counts = crud.sample_counts(session=session, project_id=project.id)
     classes = [ClassOut(id=c.id, name=c.name, sample_count=counts.get(c.id, 0)) for c in project.classes]
     model = project.current_model
@@ -35,7 +36,9 @@ def project_detail(session: Session, project: Project) -> ProjectDetail:
                          base_model_id=project.base_model_id,
                          created_at=project.created_at, classes=classes,
                          model=model_out(model, project.current_model_id, full=False) if model else None,
-                         active_job_id=job.id if job else None)
+                         active_job_id=job.id if job else None,
+                         owner=project.owner.username if project.owner else None,
+                         role=access.level(session, actor, project).role)
 
 
 def sample_out(sample: Sample) -> SampleOut:
