@@ -94,7 +94,7 @@ class Project(Base):
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True,
                                                  index=True)
     # The public read-only page's secret (TM's shareable link); NULL when not shared.
-    share_token: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    share_token: Mapped[str | None] = mapped_column(String(64), unique=True, index=True, nullable=True)
     backbone: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     # use_alter: projects and models point at each other.

@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import tarfile
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -40,10 +41,23 @@ def connect(data: Path) -> sqlite3.Connection:
 
 
 def rows(db: Path) -> dict[str, list[tuple]]:
-    """Every row of every table of 0.1.0 (the bookkeeping tables aside)."""
+    """Every row of every table of 0.1.0, in 0.1.0's columns (later releases add columns, never change these)."""
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        return {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()
+        return {t: conn.execute(f"SELECT {', '.join(COLUMNS_0_1_0[t])} FROM {t} ORDER BY 1").fetchall()
                 for t in sorted(migrate.RELEASE_0_1_0_TABLES)}
+
+
+def _columns_0_1_0() -> dict[str, list[str]]:
+    with tarfile.open(FIXTURE) as tar:
+        db = tar.extractfile("./snapclass.db").read()
+    with tempfile.NamedTemporaryFile(suffix=".db") as f:
+        f.write(db)
+        f.flush()
+        with sqlite3.connect(f.name) as conn:
+            return {t: [r[1] for r in conn.execute(f"PRAGMA table_info({t})")] for t in migrate.RELEASE_0_1_0_TABLES}
+
+
+COLUMNS_0_1_0 = _columns_0_1_0()
 
 
 def schema(db: Path) -> dict[str, str]:
@@ -246,3 +260,27 @@ def test_migrate_command_upgrades_an_old_data_dir_and_says_from_what_to_what(tmp
     assert again.returncode == 0 and f"already at {HEAD}" in again.stdout
     assert len(list(data.glob("*.bak-*"))) == 1
 
+
+
+def test_a_0_1_0_data_dir_goes_to_its_first_admin_when_logins_start(tmp_path, cache_dir):
+    """One person's server becomes a team's: the old projects belong to the first admin, nobody else sees them."""
+    from fastapi.testclient import TestClient
+
+    from app.config import Settings
+    from app.main import create_app
+
+    data = old_data_dir(tmp_path)
+    with TestClient(create_app(Settings(data_dir=data, cache_path=cache_dir, auth="required"))) as client:
+        code = client.app.state.services.setup_code
+        r = client.post("/api/auth/setup", json={"code": code, "username": "teacher", "password": "long enough"})
+        assert r.status_code == 201
+        assert [(p["id"], p["name"]) for p in client.get("/api/projects").json()] == [(2, "Cats and ships")]
+        assert client.get("/api/projects/2").json()["owner"] == "teacher"
+        cat = photos("cifar10-mini", "train", "cat", limit=1)[0]
+        answer = client.post("/api/projects/2/predict", files={"file": (cat.name, cat.read_bytes())}).json()
+        assert answer["model_id"] == 2
+        client.post("/api/users", json={"username": "pupil", "password": "long enough"})
+        pupil = TestClient(client.app)
+        pupil.post("/api/auth/login", json={"username": "pupil", "password": "long enough"})
+        assert pupil.get("/api/projects").json() == []
+        assert pupil.get("/api/projects/2").status_code == 404
