@@ -11,7 +11,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SNAPCLASS_", extra="ignore")
+    # populate_by_name: Settings(cache_path=...) works too (the tests share one derived-files cache that way).
+    model_config = SettingsConfigDict(env_prefix="SNAPCLASS_", extra="ignore", populate_by_name=True)
 
     data_dir: Path = Path("data")
     database_url: str | None = Field(
