@@ -146,3 +146,206 @@ def test_round_trip(client, original, which):
     else:
         assert new["model"]["version"] == 1 and new["model"]["unknown_threshold"] == 0.31
         assert predictions(client, new["id"]) == predictions(client, pid)  # exactly, without retraining
+
+
+def test_export_leaves_no_temp_file_and_needs_a_valid_choice(client, original):
+    export(client, original["pid"], "all")
+    # The background task deleted the temp file once it was sent.
+    assert not any((client.app.state.services.settings.cache_dir / "tmp").iterdir())
+    assert client.get(f"/api/projects/{original['pid']}/export", params={"models": "best"}).status_code == 422
+    assert client.get("/api/projects/999999/export").status_code == 404
+
+
+# --- hostile files: each refused with the right status and words, and nothing stored ---
+
+
+def unpack(data: bytes) -> tuple[dict, dict[str, bytes]]:
+    zf = zipfile.ZipFile(io.BytesIO(data))
+    return json.loads(zf.read("manifest.json")), {n: zf.read(n) for n in zf.namelist() if n != "manifest.json"}
+
+
+def pack(manifest: dict | bytes, files: dict[str, bytes], extra=()) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        if manifest is not None:
+            zf.writestr("manifest.json", manifest if isinstance(manifest, bytes) else json.dumps(manifest))
+        for name, data in files.items():
+            zf.writestr(name, data)
+        for info, data in extra:
+            zf.writestr(info, data)
+    return buf.getvalue()
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def last_photo(manifest: dict) -> dict:
+    # The last one: the photos before it are already stored when it fails, and must go again.
+    return manifest["photos"][-1]
+
+
+def replace_photo(manifest, files, data: bytes, *, keep_sha: bool = False):
+    photo = last_photo(manifest)
+    files[photo["path"]] = data
+    if not keep_sha:
+        photo["sha256"] = sha(data)
+    return pack(manifest, files)
+
+
+def half(data: bytes) -> bytes:
+    return data[:len(data) // 2]
+
+
+def symlink_entry() -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo("photos/0/link.jpg")
+    info.external_attr = (stat.S_IFLNK | 0o777) << 16
+    return info
+
+
+def bad_weights(manifest, files):
+    """A real checkpoint, with a matching sha256, whose head gives 5 scores for the model's 3 labels."""
+    model = manifest["models"][0]
+    weights = checkpoint.pack(head_arch=Head(1280, 5).arch(), head_state=Head(1280, 5).state_dict())
+    files[model["path"]], model["sha256"] = weights, sha(weights)
+    return pack(manifest, files)
+
+
+def duplicate(manifest, files):
+    buf = io.BytesIO()
+    with pytest.warns(UserWarning, match="Duplicate name"), zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("manifest.json", json.dumps(manifest))
+        for name, data in files.items():
+            zf.writestr(name, data)
+        zf.writestr(last_photo(manifest)["path"], b"a second copy")
+    return buf.getvalue()
+
+
+def edit(change):
+    def apply(manifest, files):
+        change(manifest)
+        return pack(manifest, files)
+    return apply
+
+
+HOSTILE = {
+    "zip-slip": (lambda m, f: pack(m, f, [("../../evil.txt", b"x")]), 422, "outside the project file"),
+    "absolute path": (lambda m, f: pack(m, f, [("/tmp/evil.txt", b"x")]), 422, "absolute path"),
+    "backslash": (lambda m, f: pack(m, f, [("photos\\0\\evil.jpg", b"x")]), 422, "backslash"),
+    "symlink": (lambda m, f: pack(m, f, [(symlink_entry(), b"/etc/passwd")]), 422, "symbolic link"),
+    "duplicate entry": (duplicate, 422, "more than once"),
+    "unlisted entry": (lambda m, f: pack(m, f, [("notes.txt", b"hello")]), 422, "not listed in manifest.json"),
+    "missing photo": (lambda m, f: pack(m, {k: v for k, v in f.items() if k != last_photo(m)["path"]}), 422,
+                      "which is not in the file"),
+    "sha mismatch": (lambda m, f: replace_photo(m, f, f[last_photo(m)["path"]][:-8] + b"tampered", keep_sha=True),
+                     422, "does not match its sha256"),
+    "photo not an image": (lambda m, f: replace_photo(m, f, b"GIF89a but not really a picture" * 10), 422,
+                           "is not a usable image"),
+    "truncated photo": (lambda m, f: replace_photo(m, f, half(f[last_photo(m)["path"]])), 422,
+                        "is not a usable image"),
+    "zip bomb (ratio)": (lambda m, f: replace_photo(m, f, bytes(8 * 1024**2)), 413, "zip bomb"),
+    "too many entries": (lambda m, f: pack(m, f, [(f"extra/{i}.txt", b"x") for i in range(100)]), 413,
+                         "entries; at most 100"),
+    "too large unpacked": (lambda m, f: pack(m, f, [(f"big/{i}.bin", torch.randint(0, 256, (15 * 1024**2,),
+                                                     dtype=torch.uint8).numpy().tobytes()) for i in range(3)]),
+                           413, "unpacks to"),
+    "newer format": (edit(lambda m: m.update(format_version=2)), 422,
+                     "made by a newer snapclass (format 2); this server reads format 1: upgrade snapclass"),
+    "wrong type in manifest": (edit(lambda m: m["classes"][0].update(order="0")), 422, "classes.0.order"),
+    "extra key in manifest": (edit(lambda m: m["project"].update(owner="mallory")), 422, "project.owner"),
+    "manifest not JSON": (lambda m, f: pack(b"{not json", f), 422, "not valid JSON"),
+    "manifest missing": (lambda m, f: pack(None, f), 422, "not a snapclass project file: it has no manifest.json"),
+    "photo of an unlisted class": (edit(lambda m: last_photo(m).update({"class": "dogs"})), 422, "'dogs'"),
+    "current model not in the file": (edit(lambda m: m.update(current_model=7)), 422, "v7 is not in the file"),
+    "weights that do not fit the labels": (bad_weights, 422, "the weights cannot be used"),
+    "not a zip": (lambda m, f: ANTS[0].read_bytes(), 400, "not a readable zip archive"),
+}
+
+
+def stored(client: TestClient, data_dir: Path) -> tuple:
+    """Everything an import could leave behind: rows seen by the API and in the database, and image files."""
+    projects = client.get("/api/projects").json()
+    with sqlite3.connect(data_dir / "snapclass.db") as conn:
+        rows = {t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in TABLES}  # noqa: S608
+    files = sorted(str(p.relative_to(data_dir)) for p in (data_dir / "images").rglob("*") if p.is_file())
+    return [(p["id"], p["sample_count"]) for p in projects], rows, files
+
+
+@pytest.fixture(scope="module")
+def good_file(client, original) -> bytes:
+    return export(client, original["pid"])
+
+
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_hostile_file_is_refused_whole(client, data_dir, good_file, case):
+    make, status, words = HOSTILE[case]
+    manifest, files = unpack(good_file)
+    data = make(manifest, files)
+    before = stored(client, data_dir)
+    r = import_file(client, data)
+    assert r.status_code == status, r.text
+    assert words in r.json()["detail"], r.json()
+    assert stored(client, data_dir) == before
+
+
+def test_the_good_file_itself_imports(client, good_file):
+    """The hostile files are this one with one thing wrong: it passes, so each refusal is for that thing."""
+    manifest, files = unpack(good_file)
+    r = import_file(client, pack(manifest, files))
+    assert r.status_code == 201, r.text
+    assert r.json()["model"]["version"] == 1 and len(r.json()["classes"]) == 3
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_a_model_file_is_recognised_and_refused_for_now(client, data_dir, original, fmt):
+    model_file = client.get(f"/api/projects/{original['pid']}/model/download", params={"format": fmt})
+    assert model_file.status_code == 200
+    before = stored(client, data_dir)
+    r = import_file(client, model_file.content, f"model.{fmt}")
+    assert r.status_code == 422
+    assert r.json()["detail"].startswith("not a snapclass project file: this is a model file")
+    assert stored(client, data_dir) == before
+
+
+def test_name_clash_gets_a_number(client):
+    pid = client.post("/api/projects", json={"name": "Clash"}).json()["id"]
+    client.post(f"/api/projects/{pid}/classes", json={"name": "only"})
+    data = client.get(f"/api/projects/{pid}/export", params={"models": "none"}).content
+    names = [import_file(client, data).json()["name"] for _ in range(3)]
+    assert names == ["Clash (2)", "Clash (3)", "Clash (4)"]
+
+
+def test_nan_in_metrics_survives_and_nan_elsewhere_is_refused(client, good_file):
+    manifest, files = unpack(good_file)
+    manifest["models"][0]["metrics"]["val_loss"] = math.nan
+    r = import_file(client, pack(manifest, files))
+    assert r.status_code == 201, r.text
+    model = client.get(f"/api/projects/{r.json()['id']}/models").json()[0]
+    assert model["metrics"]["val_loss"] is None or math.isnan(model["metrics"]["val_loss"])
+    manifest["models"][0]["unknown_threshold"] = math.nan
+    assert import_file(client, pack(manifest, files)).status_code == 422
+
+
+# --- accounts ---
+
+
+@pytest.fixture
+def team(tmp_path, cache_dir):
+    with TestClient(create_app(Settings(data_dir=tmp_path / "data", cache_path=cache_dir, auth="required"))) as main:
+        yield Team(main)
+
+
+def test_only_those_who_see_a_project_export_it_and_an_import_is_the_importers(team):
+    alice, bob = team["alice"], team["bob"]
+    ids = make_trained_project(alice)
+    pid = ids["project_id"]
+    r = bob.get(f"/api/projects/{pid}/export")
+    assert r.status_code == 404 and r.json()["detail"] == f"project {pid} not found"
+    assert TestClient(team.app).get(f"/api/projects/{pid}/export").status_code == 401
+    assert TestClient(team.app).post("/api/projects/import", files={"file": ("x.zip", b"PK")}).status_code == 401
+    data = alice.get(f"/api/projects/{pid}/export").content
+    r = bob.post("/api/projects/import", files={"file": ("alice.snapclass.zip", data)})
+    assert r.status_code == 201, r.text
+    assert r.json()["owner"] == "bob" and r.json()["name"] == "alice's"  # no clash: bob has no such project
+    assert [p["id"] for p in bob.get("/api/projects").json()] == [r.json()["id"]]
+    assert [p["id"] for p in alice.get("/api/projects").json()] == [pid]

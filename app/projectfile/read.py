@@ -64,10 +64,11 @@ def open_file(file: BinaryIO, size: int, settings: Settings) -> tuple[SafeZip, M
     file.seek(0)
     if not head.startswith(b"PK") and (kind := model_file_kind(head)):
         _refuse_model_file(kind)
-    archive = SafeZip(file, limits(settings))
+    archive = SafeZip(file)
+    if MANIFEST not in archive.names and (kind := model_file_kind(head, archive.names)):
+        _refuse_model_file(kind)
+    archive.check(limits(settings))
     if MANIFEST not in archive.names:
-        if kind := model_file_kind(head, archive.names):
-            _refuse_model_file(kind)
         raise ProjectFileError(f"{NOT_PROJECT}: it has no {MANIFEST}")
     manifest = parse(archive.read(MANIFEST, settings.project_file_max_manifest_bytes))
     check_consistent(manifest)

@@ -45,12 +45,23 @@ def check_name(name: str) -> None:
 
 
 class SafeZip:
-    def __init__(self, file: BinaryIO, limits: Limits):
+    """Opening reads only the central directory; `check` judges it before anything is unpacked."""
+
+    def __init__(self, file: BinaryIO):
         try:
             self.zip = zipfile.ZipFile(file)
-            infos = self.zip.infolist()
+            self.infos = self.zip.infolist()
         except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
             raise ProjectFileError(f"not a snapclass project file: not a readable zip archive ({exc})", 400) from None
+        self.entries = {i.filename: i for i in self.infos}
+        self._budget = 0  # nothing may be read before check()
+
+    @property
+    def names(self) -> set[str]:
+        return set(self.entries)
+
+    def check(self, limits: Limits) -> None:
+        infos = self.infos
         if len(infos) > limits.max_entries:
             raise ProjectFileError(f"the file has {len(infos):,} entries; at most {limits.max_entries:,} are "
                                    "accepted", 413)
@@ -64,7 +75,6 @@ class SafeZip:
         if total > limits.max_unpacked:
             raise ProjectFileError(f"the file unpacks to {_mib(total)}; at most {_mib(limits.max_unpacked)} are "
                                    "accepted", 413)
-        self.entries = {i.filename: i for i in infos}
         self._budget = limits.max_unpacked
 
     @staticmethod
@@ -84,10 +94,6 @@ class SafeZip:
             ratio = info.file_size / max(info.compress_size, 1)
             raise ProjectFileError(f"the entry {info.filename!r} is compressed {ratio:,.0f} to 1 (more than "
                                    f"{limits.max_ratio} to 1 looks like a zip bomb)", 413)
-
-    @property
-    def names(self) -> set[str]:
-        return set(self.entries)
 
     def read(self, name: str, cap: int) -> bytes:
         """The entry's bytes, at most `cap` of them; the archive's CRC is checked."""
