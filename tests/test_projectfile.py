@@ -6,6 +6,7 @@ import hashlib
 import io
 import json
 import math
+import pickle
 import sqlite3
 import stat
 import zipfile
@@ -211,6 +212,31 @@ def bad_weights(manifest, files):
     return pack(manifest, files)
 
 
+class RunsCode:
+    def __reduce__(self):
+        return (eval, ("__import__('os').system('touch /tmp/snapclass-pwned')",))
+
+
+def code_in_weights(manifest, files):
+    """A pickle that would run a command if unpickled freely: torch.load(weights_only=True) refuses it."""
+    model = manifest["models"][0]
+    weights = pickle.dumps(RunsCode())
+    files[model["path"]], model["sha256"] = weights, sha(weights)
+    return pack(manifest, files)
+
+
+def foreign_backbone(manifest, files):
+    """A "fine-tuned backbone" (matching sha256) that is not a state of the project's network."""
+    buf = io.BytesIO()
+    torch.save({"conv.weight": torch.zeros(3, 3)}, buf)
+    state = buf.getvalue()
+    path = f"backbones/{sha(state)}.pt"
+    files[path] = state
+    manifest["backbones"] = [{"backbone": manifest["project"]["backbone"], "path": path, "sha256": sha(state)}]
+    manifest["models"][0]["features"] = f"{manifest['project']['backbone']}@{sha(state)}"
+    return pack(manifest, files)
+
+
 def duplicate(manifest, files):
     buf = io.BytesIO()
     with pytest.warns(UserWarning, match="Duplicate name"), zipfile.ZipFile(buf, "w") as zf:
@@ -258,6 +284,8 @@ HOSTILE = {
     "photo of an unlisted class": (edit(lambda m: last_photo(m).update({"class": "dogs"})), 422, "'dogs'"),
     "current model not in the file": (edit(lambda m: m.update(current_model=7)), 422, "v7 is not in the file"),
     "weights that do not fit the labels": (bad_weights, 422, "the weights cannot be used"),
+    "weights that would run code": (code_in_weights, 422, "the weights cannot be used"),
+    "foreign backbone state": (foreign_backbone, 422, "is not a state of the backbone"),
     "not a zip": (lambda m, f: ANTS[0].read_bytes(), 400, "not a readable zip archive"),
 }
 
@@ -286,6 +314,7 @@ def test_hostile_file_is_refused_whole(client, data_dir, good_file, case):
     assert r.status_code == status, r.text
     assert words in r.json()["detail"], r.json()
     assert stored(client, data_dir) == before
+    assert not Path("/tmp/snapclass-pwned").exists()
 
 
 def test_the_good_file_itself_imports(client, good_file):
@@ -349,3 +378,30 @@ def test_only_those_who_see_a_project_export_it_and_an_import_is_the_importers(t
     assert r.json()["owner"] == "bob" and r.json()["name"] == "alice's"  # no clash: bob has no such project
     assert [p["id"] for p in bob.get("/api/projects").json()] == [r.json()["id"]]
     assert [p["id"] for p in alice.get("/api/projects").json()] == [pid]
+
+
+def test_fine_tuned_backbone_travels_with_its_model_and_with_a_project_based_on_it(client, data_dir):
+    pid = client.post("/api/projects", json={"name": "Tuned"}).json()["id"]
+    for name, paths in (("ants", ANTS), ("bees", BEES)):
+        cid = client.post(f"/api/projects/{pid}/classes", json={"name": name}).json()["id"]
+        assert upload(client, cid, paths).status_code == 201
+    job = train(client, pid, mode="finetune", finetune_epochs=1, epochs=5, augment=False, val_fraction=0.3)
+    model = client.get(f"/api/models/{job['model_id']}").json()
+    assert model["mode"] == "finetune" and "@" in model["features"], model
+    r = import_file(client, client.get(f"/api/projects/{pid}/export").content)
+    assert r.status_code == 201, r.text
+    assert r.json()["model"]["features"] == model["features"]
+    assert predictions(client, r.json()["id"]) == predictions(client, pid)
+
+    based = client.post("/api/projects", json={"name": "Based", "base_model_id": model["id"]}).json()
+    cid = client.post(f"/api/projects/{based['id']}/classes", json={"name": "bees"}).json()["id"]
+    assert upload(client, cid, BEES[:2]).status_code == 201
+    data = client.get(f"/api/projects/{based['id']}/export", params={"models": "none"}).content
+    manifest, _ = unpack(data)
+    digest = model["features"].partition("@")[2]
+    assert manifest["project"]["base_digest"] == digest and [b["sha256"] for b in manifest["backbones"]] == [digest]
+    r = import_file(client, data)
+    assert r.status_code == 201, r.text
+    with sqlite3.connect(data_dir / "snapclass.db") as conn:
+        row = conn.execute("SELECT base_digest, base_model_id FROM projects WHERE id = ?", (r.json()["id"],)).fetchone()
+    assert row == (digest, None)  # the fine-tuned network came along; the other project's model did not
