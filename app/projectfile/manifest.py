@@ -15,7 +15,8 @@ MANIFEST = "manifest.json"
 
 Sha256 = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 # A path inside the zip, as write.py makes them; safezip.py checks the zip's own names more broadly.
-EntryPath = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[a-z0-9]+(/[A-Za-z0-9._-]+)+$")]
+EntryPath = Annotated[str, StringConstraints(min_length=1, max_length=200,
+                                             pattern=r"^[a-z0-9]+(/[A-Za-z0-9_-][A-Za-z0-9._-]*)+$")]
 BurstId = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 Backbone = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 
