@@ -43,6 +43,15 @@ class Settings(BaseSettings):
     work_image_side: int = 352
     thumbnail_side: int = 160
 
+    # Project files (app/projectfile): an import is checked against these from the zip's directory before
+    # anything is unpacked, and again while reading (declared sizes are never trusted).
+    project_file_max_bytes: int = Field(default=4 * 1024**3, ge=1)  # the uploaded zip
+    project_file_max_entries: int = Field(default=100_000, ge=2)
+    project_file_max_unpacked_bytes: int = Field(default=8 * 1024**3, ge=1)
+    # Photos and weights barely compress; a larger ratio on a sizeable entry is a zip bomb.
+    project_file_max_ratio: int = Field(default=100, ge=1)
+    project_file_max_manifest_bytes: int = Field(default=64 * 1024**2, ge=1)
+
     @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'snapclass.db'}"

@@ -20,6 +20,7 @@ from app.api import (
     members,
     models,
     predict,
+    projectfile,
     projects,
     samples,
     share,
@@ -129,9 +130,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             services.engine.dispose()
 
     app = FastAPI(title="snapclass", version=__version__, lifespan=lifespan, description=API_DESCRIPTION)
-    for router in (system.router, auth.router, tokens.router, users.router, projects.router, members.router,
-                   classes.router, samples.router, training.router, predict.router, share.router, live.router,
-                   models.router, pages_router):
+    for router in (system.router, auth.router, tokens.router, users.router, projectfile.router, projects.router,
+                   members.router, classes.router, samples.router, training.router, predict.router, share.router,
+                   live.router, models.router, pages_router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
     _error_handlers(app)
