@@ -9,6 +9,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from app.models import BackboneWeights, Embedding, ImageClass, Job, Project, Sample, TrainedModel, utcnow
+from app.names import name_key, normalize_name
 
 ACTIVE = ("queued", "running")
 
@@ -74,11 +75,20 @@ def get_class(*, session: Session, class_id: int) -> ImageClass:
 
 
 def _check_class_name(session: Session, project_id: int, name: str, exclude: int | None = None) -> None:
-    query = select(ImageClass.id).where(ImageClass.project_id == project_id, ImageClass.name == name)
-    if exclude is not None:
-        query = query.where(ImageClass.id != exclude)
-    if session.scalar(query) is not None:
-        raise Conflict(f"a class named {name!r} already exists in this project")
+    """Names are compared case-insensitively (in Python: SQL's lower() knows only ASCII); a project has few
+    classes. Rows from before names were normalized are normalized here too, so they clash as they look."""
+    key = name_key(name)
+    rows = session.execute(select(ImageClass.id, ImageClass.name).where(ImageClass.project_id == project_id))
+    for cid, other in rows:
+        if cid != exclude and name_key(_normalized(other)) == key:
+            raise Conflict(f"a class named {other!r} already exists in this project")
+
+
+def _normalized(name: str) -> str:
+    try:
+        return normalize_name(name)
+    except ValueError:  # an old row holding a control character: compare it as it is
+        return name
 
 
 def create_class(*, session: Session, project_id: int, name: str) -> ImageClass:
