@@ -6,20 +6,17 @@ import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from app import __version__, crud
-from app.api import classes, live, models, predict, projects, samples, system, training
+from app.api import classes, errors, live, models, predict, projects, samples, system, training
 from app.config import Settings
 from app.db import init_db, make_engine, make_session_factory, session_scope
 from app.embedders import EmbedderPool
-from app.inference import ModelCache, NoModel
+from app.inference import ModelCache
 from app.jobs import Worker
 from app.ml import checkpoint
-from app.ml.backbones import BackboneUnavailable
-from app.ml.checkpoint import CheckpointError
 from app.pages import router as pages_router
 from app.services import Services, resolve_device
 from app.storage import ImageStore
@@ -78,19 +75,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    predict.router, live.router, models.router, pages_router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
-    _error_handlers(app)
+    errors.install(app)
     return app
-
-
-def _error_handlers(app: FastAPI) -> None:
-    def handler(code: int):
-        async def handle(_request: Request, exc: Exception) -> JSONResponse:
-            return JSONResponse(status_code=code, content={"detail": str(exc)})
-
-        return handle
-
-    app.add_exception_handler(crud.NotFound, handler(404))
-    app.add_exception_handler(crud.Conflict, handler(409))
-    app.add_exception_handler(NoModel, handler(409))
-    app.add_exception_handler(BackboneUnavailable, handler(422))
-    app.add_exception_handler(CheckpointError, handler(500))

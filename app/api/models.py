@@ -5,11 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from app import crud
+from app.api import errors
 from app.api.deps import ServicesDep, SessionDep
 from app.api.views import model_out
 from app.schemas import ModelOut, ModelUpdate
 
-router = APIRouter(prefix="/api", tags=["models"])
+# Every route names a project or model by id.
+router = APIRouter(prefix="/api", tags=["models"], responses=errors.responses(404, 422))
 
 
 @router.get("/projects/{project_id}/models", response_model=list[ModelOut])
@@ -51,7 +53,7 @@ def update_model(model_id: int, body: ModelUpdate, session: SessionDep, services
     return model_out(model, current, full=False)
 
 
-@router.delete("/models/{model_id}", status_code=204, responses={409: {"description": "it is the current model"}})
+@router.delete("/models/{model_id}", status_code=204, responses=errors.error(409, "it is the current model"))
 def delete_model(model_id: int, session: SessionDep, services: ServicesDep):
     crud.delete_model(session=session, model_id=model_id)
     crud.prune_backbone_weights(session=session)

@@ -9,18 +9,20 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
 from app import crud, images
+from app.api import errors
 from app.api.deps import ServicesDep, SessionDep
 from app.api.samples import read_upload
 from app.exports import export_model
 from app.schemas import PredictOut
 
-router = APIRouter(prefix="/api/projects", tags=["prediction"])
+# Every route names a project by id.
+router = APIRouter(prefix="/api/projects", tags=["prediction"], responses=errors.responses(404, 422))
 
-NO_MODEL = {409: {"description": "the project has no trained model yet"}}
+NO_MODEL = errors.error(409, "the project has no trained model yet")
 
 
 @router.post("/{project_id}/predict", response_model=PredictOut,
-             responses={**NO_MODEL, 422: {"description": "the file is not a valid image"}})
+             responses={**NO_MODEL, **errors.error(422, "the file is not a valid image, or the form does not match")})
 def predict(project_id: int, file: Annotated[UploadFile, File()], services: ServicesDep,
             unknown_threshold: Annotated[float | None, Query(
                 ge=-1, le=1, description="override the model's threshold for this request")] = None):

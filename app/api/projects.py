@@ -3,6 +3,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Response
 
 from app import crud
+from app.api import errors
 from app.api.deps import ServicesDep, SessionDep
 from app.api.views import project_detail, project_out
 from app.ml.backbones import get_spec
@@ -10,13 +11,16 @@ from app.schemas import ProjectCreate, ProjectDetail, ProjectOut, ProjectRename
 
 router = APIRouter(prefix="/api/projects", tags=["projects"])
 
+# The routes that name a project by id.
+BY_ID = errors.responses(404, 422)
+
 
 @router.get("", response_model=list[ProjectOut])
 def list_projects(session: SessionDep):
     return [project_out(session, p) for p in crud.list_projects(session=session)]
 
 
-@router.post("", response_model=ProjectDetail, status_code=201)
+@router.post("", response_model=ProjectDetail, status_code=201, responses=errors.responses(422))
 def create_project(body: ProjectCreate, session: SessionDep, services: ServicesDep):
     base = None
     if body.base_model_id is not None:
@@ -34,12 +38,12 @@ def create_project(body: ProjectCreate, session: SessionDep, services: ServicesD
     return project_detail(session, project)
 
 
-@router.get("/{project_id}", response_model=ProjectDetail)
+@router.get("/{project_id}", response_model=ProjectDetail, responses=BY_ID)
 def get_project(project_id: int, session: SessionDep):
     return project_detail(session, crud.get_project(session=session, project_id=project_id))
 
 
-@router.patch("/{project_id}", response_model=ProjectDetail)
+@router.patch("/{project_id}", response_model=ProjectDetail, responses=BY_ID)
 def rename_project(project_id: int, body: ProjectRename, session: SessionDep):
     project = crud.get_project(session=session, project_id=project_id)
     project.name = body.name
@@ -47,7 +51,7 @@ def rename_project(project_id: int, body: ProjectRename, session: SessionDep):
     return project_detail(session, project)
 
 
-@router.delete("/{project_id}", status_code=204)
+@router.delete("/{project_id}", status_code=204, responses=BY_ID)
 def delete_project(project_id: int, session: SessionDep, services: ServicesDep):
     project = crud.get_project(session=session, project_id=project_id)
     job = crud.active_job(session=session, project_id=project_id)

@@ -3,11 +3,13 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException
 
 from app import crud
+from app.api import errors
 from app.api.deps import ServicesDep, SessionDep
 from app.schemas import JobCreated, JobOut, TrainRequest
 from app.training import NotTrainable, check_trainable
 
-router = APIRouter(prefix="/api", tags=["training"])
+# Every route names a project or job by id.
+router = APIRouter(prefix="/api", tags=["training"], responses=errors.responses(404, 422))
 
 
 def job_out(job) -> JobOut:
@@ -15,7 +17,7 @@ def job_out(job) -> JobOut:
 
 
 @router.post("/projects/{project_id}/train", response_model=JobCreated, status_code=202,
-             responses={409: {"description": "not trainable yet, or a training job is already active"}})
+             responses=errors.error(409, "not trainable yet, or a training job is already active"))
 def train(project_id: int, body: TrainRequest, session: SessionDep, services: ServicesDep):
     project = crud.get_project(session=session, project_id=project_id)
     counts = crud.sample_counts(session=session, project_id=project_id)
@@ -39,7 +41,7 @@ def get_job(job_id: int, session: SessionDep):
 
 
 @router.post("/jobs/{job_id}/cancel", status_code=202, response_model=JobOut,
-             responses={409: {"description": "the job has already finished"}})
+             responses=errors.error(409, "the job has already finished"))
 def cancel_job(job_id: int, session: SessionDep, services: ServicesDep):
     crud.get_job(session=session, job_id=job_id)
     if not services.worker.cancel(job_id):

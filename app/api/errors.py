@@ -1,0 +1,99 @@
+"""Error answers: their body shapes, the standard `responses=` entries routes document them with, and
+the handlers that turn our exceptions (and the database's, under concurrent requests) into them."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import ObjectDeletedError, StaleDataError
+
+from app import crud
+from app.inference import NoModel
+from app.ml.backbones import BackboneUnavailable
+from app.ml.checkpoint import CheckpointError
+
+log = logging.getLogger("snapclass")
+
+
+class ErrorOut(BaseModel):
+    """Every error the API answers itself: one sentence for a person to read."""
+
+    detail: str
+
+
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(description="where: body, query or path, then the field")
+    msg: str
+    type: str
+    input: Any = None
+    ctx: dict[str, Any] | None = None
+
+
+class InvalidRequestOut(BaseModel):
+    """A request that does not match the schema (FastAPI's own 422): one entry per wrong field."""
+
+    detail: list[FieldError]
+
+
+# The standard descriptions; routes pick the codes they really answer. 401/403 belong to accounts.
+DESCRIPTIONS: dict[int, str] = {
+    400: "the request cannot be used as it is",
+    401: "not signed in (no valid session or token)",
+    403: "signed in, but not allowed to do this",
+    404: "no such resource (or it was deleted while the request ran)",
+    409: "the resource's current state does not allow it",
+    413: "the upload is too large",
+    422: "the request does not match the schema (`detail` is a list of field errors), or its values are "
+         "understood but refused (`detail` is a sentence)",
+}
+
+
+def error(code: int, description: str | None = None, model: Any = ErrorOut) -> dict[int, dict[str, Any]]:
+    """One `responses=` entry: `{**error(404), **error(409, "why")}`."""
+    if code == 422 and model is ErrorOut:
+        model = ErrorOut | InvalidRequestOut
+    return {code: {"model": model, "description": description or DESCRIPTIONS[code]}}
+
+
+def responses(*codes: int) -> dict[int, dict[str, Any]]:
+    """Several standard entries at once, e.g. for a whole router: `responses(404, 422)`."""
+    return {code: entry for c in codes for code, entry in error(c).items()}
+
+
+def _handler(code: int, message: str | None = None):
+    async def handle(_request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(status_code=code, content={"detail": message or str(exc)})
+
+    return handle
+
+
+GONE = "it was deleted while this request ran"
+
+
+async def _integrity(_request: Request, exc: IntegrityError) -> JSONResponse:
+    """The database refused a write that our checks let through: another request changed things meanwhile.
+    A foreign key means the parent is gone (404, as a moment later); anything else (a unique name) is 409."""
+    sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    gone = sqlstate == "23503" or "FOREIGN KEY" in str(exc.orig).upper()
+    log.info("concurrent change refused by the database: %s", exc.orig)
+    if gone:
+        return JSONResponse(status_code=404, content={"detail": GONE})
+    return JSONResponse(status_code=409, content={"detail": "a request made at the same moment changed this; "
+                                                            "reload and try again"})
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(crud.NotFound, _handler(404))
+    app.add_exception_handler(crud.Conflict, _handler(409))
+    app.add_exception_handler(NoModel, _handler(409))
+    app.add_exception_handler(BackboneUnavailable, _handler(422))
+    app.add_exception_handler(CheckpointError, _handler(500))
+    # A row read at the start of a request can be deleted by another one before this one writes it.
+    app.add_exception_handler(StaleDataError, _handler(404, GONE))
+    app.add_exception_handler(ObjectDeletedError, _handler(404, GONE))
+    app.add_exception_handler(IntegrityError, _integrity)
