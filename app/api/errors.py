@@ -87,7 +87,28 @@ async def _integrity(_request: Request, exc: IntegrityError) -> JSONResponse:
                                                             "reload and try again"})
 
 
+def _document_unparsable_bodies(app: FastAPI) -> None:
+    """FastAPI answers 400 to any route whose body cannot be parsed at all (bytes that are not UTF-8 JSON,
+    broken multipart) before the route runs; say so on every operation that takes a body."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        fresh = app.openapi_schema is None
+        schema = generate()
+        if fresh:
+            for path in schema.get("paths", {}).values():
+                for operation in path.values():
+                    if isinstance(operation, dict) and "requestBody" in operation:
+                        operation["responses"].setdefault("400", {
+                            "description": "the body cannot be parsed (not JSON, broken multipart)",
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}})
+        return schema
+
+    app.openapi = openapi
+
+
 def install(app: FastAPI) -> None:
+    _document_unparsable_bodies(app)
     app.add_exception_handler(crud.NotFound, _handler(404))
     app.add_exception_handler(crud.Conflict, _handler(409))
     app.add_exception_handler(NoModel, _handler(409))

@@ -35,7 +35,7 @@ def upload_samples(
     class_id: int,
     session: SessionDep,
     services: ServicesDep,
-    files: Annotated[list[UploadFile], File(description="one or many images")],
+    files: Annotated[list[UploadFile], File(description="one or many images", min_length=1)],
     burst_id: Annotated[str | None, Form(max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
                                          description="frames of one webcam press share one")] = None,
     source: Annotated[str, Form(pattern="^(upload|webcam)$")] = "upload",
