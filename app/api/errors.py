@@ -7,6 +7,8 @@ import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError
@@ -65,11 +67,28 @@ def responses(*codes: int) -> dict[int, dict[str, Any]]:
     return {code: entry for c in codes for code, entry in error(c).items()}
 
 
+def _encodable(value: Any) -> Any:
+    """Lone surrogates (a JSON "\\ud800" in the request) cannot be written as UTF-8: echoed back in an error,
+    they turned a 422 into a 500. Written as their escape instead."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, list):
+        return [_encodable(v) for v in value]
+    if isinstance(value, dict):
+        return {_encodable(k): _encodable(v) for k, v in value.items()}
+    return value
+
+
 def _handler(code: int, message: str | None = None):
     async def handle(_request: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse(status_code=code, content={"detail": message or str(exc)})
+        return JSONResponse(status_code=code, content={"detail": _encodable(message or str(exc))})
 
     return handle
+
+
+async def _invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    """FastAPI's own 422, with the rejected input made encodable."""
+    return JSONResponse(status_code=422, content={"detail": _encodable(jsonable_encoder(exc.errors()))})
 
 
 GONE = "it was deleted while this request ran"
@@ -109,6 +128,7 @@ def _document_unparsable_bodies(app: FastAPI) -> None:
 
 def install(app: FastAPI) -> None:
     _document_unparsable_bodies(app)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(crud.NotFound, _handler(404))
     app.add_exception_handler(crud.Conflict, _handler(409))
     app.add_exception_handler(NoModel, _handler(409))
