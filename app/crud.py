@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from app.models import BackboneWeights, Embedding, ImageClass, Job, Project, Sample, TrainedModel, utcnow
 from app.names import name_key, normalize_name
@@ -68,7 +68,8 @@ def project_sample_keys(*, session: Session, project_id: int) -> list[str]:
 
 
 def get_class(*, session: Session, class_id: int) -> ImageClass:
-    image_class = session.get(ImageClass, class_id)
+    # With its project in the same SELECT: loaded later, it could be gone (deleted meanwhile) and read as None.
+    image_class = session.get(ImageClass, class_id, options=[joinedload(ImageClass.project, innerjoin=True)])
     if image_class is None:
         raise NotFound(f"class {class_id} not found")
     return image_class
@@ -97,6 +98,7 @@ def create_class(*, session: Session, project_id: int, name: str) -> ImageClass:
     image_class = ImageClass(project_id=project_id, name=name)
     session.add(image_class)
     session.flush()
+    _check_class_name(session, project_id, name, exclude=image_class.id)  # again: see rename_class
     return image_class
 
 
@@ -105,6 +107,9 @@ def rename_class(*, session: Session, class_id: int, name: str) -> ImageClass:
     _check_class_name(session, image_class.project_id, name, exclude=class_id)
     image_class.name = name
     session.flush()
+    # Checked again once our write holds SQLite's write lock: two requests naming "Dup" and "dup" at the same
+    # moment both pass the first check, and the unique constraint compares names exactly.
+    _check_class_name(session, image_class.project_id, name, exclude=class_id)
     return image_class
 
 
