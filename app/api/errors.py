@@ -125,6 +125,19 @@ def _document_access(route: str, method: str, operation: dict[str, Any]) -> None
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}})
 
 
+def _document_refusals(operation: dict[str, Any], components: dict[str, Any]) -> None:
+    """FastAPI documents its own 422 (a list of field errors) on every operation with parameters; ours also
+    answer 422 with a sentence (a name that normalizes to nothing, an unknown backbone): say both."""
+    entry = operation.get("responses", {}).get("422")
+    if not entry or not {"ErrorOut", "InvalidRequestOut"} <= components.keys():
+        return
+    content = entry.setdefault("content", {}).setdefault("application/json", {})
+    if content.get("schema", {}).get("$ref", "").endswith("/HTTPValidationError"):
+        content["schema"] = {"anyOf": [{"$ref": "#/components/schemas/ErrorOut"},
+                                       {"$ref": "#/components/schemas/InvalidRequestOut"}]}
+        entry["description"] = DESCRIPTIONS[422]
+
+
 def _document_unparsable_bodies(app: FastAPI) -> None:
     """FastAPI answers 400 to any route whose body cannot be parsed at all (bytes that are not UTF-8 JSON,
     broken multipart) before the route runs; say so on every operation that takes a body."""
@@ -138,6 +151,7 @@ def _document_unparsable_bodies(app: FastAPI) -> None:
                 for method, operation in path.items():
                     if isinstance(operation, dict):
                         _document_access(route, method, operation)
+                        _document_refusals(operation, schema.get("components", {}).get("schemas", {}))
                     if isinstance(operation, dict) and "requestBody" in operation:
                         operation["responses"].setdefault("400", {
                             "description": "the body cannot be parsed (not JSON, broken multipart)",
