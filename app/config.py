@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from app.crosssite import parse_origin_list
 
 
 class Settings(BaseSettings):
@@ -30,6 +33,15 @@ class Settings(BaseSettings):
     # Stored working copy: shorter side at most this, enough for 288-px inputs and augmented crops.
     work_image_side: int = 352
     thumbnail_side: int = 160
+
+    # Other sites whose pages may send us state-changing requests and open WebSockets, comma-separated
+    # ("https://a.example,http://b:8080"); our own origin (scheme + Host) always may. NoDecode: not JSON.
+    allowed_origins: Annotated[list[str], NoDecode] = []
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _parse_origins(cls, value) -> list[str]:
+        return parse_origin_list(value)
 
     @property
     def db_url(self) -> str:

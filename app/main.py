@@ -10,11 +10,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from app import __version__, crud
+from app import __version__, crud, docs
 from app.api import classes, live, models, predict, projects, samples, system, training
 from app.config import Settings
+from app.crosssite import CrossSiteGuard
 from app.db import init_db, make_engine, make_session_factory, session_scope
 from app.embedders import EmbedderPool
+from app.headers import SecurityHeaders
 from app.inference import ModelCache, NoModel
 from app.jobs import Worker
 from app.ml import checkpoint
@@ -58,6 +60,14 @@ def build_services(settings: Settings) -> Services:
     return services
 
 
+class SnapclassAPI(FastAPI):
+    """FastAPI whose every response carries the security headers: the middleware wraps the whole stack, so
+    also the 500 page that Starlette's outermost ServerErrorMiddleware writes."""
+
+    def build_middleware_stack(self):
+        return SecurityHeaders(super().build_middleware_stack())
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
 
@@ -73,11 +83,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             services.worker.stop()
             services.engine.dispose()
 
-    app = FastAPI(title="snapclass", version=__version__, lifespan=lifespan, description=API_DESCRIPTION)
+    # FastAPI's /docs and /redoc load their scripts from a CDN: app.docs serves them from here instead.
+    app = SnapclassAPI(title="snapclass", version=__version__, lifespan=lifespan, description=API_DESCRIPTION,
+                       docs_url=None, redoc_url=None, swagger_ui_oauth2_redirect_url=None)
     for router in (system.router, projects.router, classes.router, samples.router, training.router,
-                   predict.router, live.router, models.router, pages_router):
+                   predict.router, live.router, models.router, pages_router, docs.router):
         app.include_router(router)
+    app.mount(docs.ASSETS_URL, docs.assets, name="docs-assets")
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
+    # Whatever the login mode: a page on another site must not act through the user's browser.
+    app.add_middleware(CrossSiteGuard, allowed_origins=settings.allowed_origins)
     _error_handlers(app)
     return app
 
