@@ -51,8 +51,8 @@ def redoc_bundle():
 
 @router.get("/redoc", response_class=HTMLResponse)
 def redoc(request: Request):
-    # Redoc's styled-components write <style> elements: allowed by a nonce made for this response alone, which
-    # the page hands to Redoc. Its search index runs in a Web Worker made from a blob: URL.
+    # ReDoc writes <style> elements: allowed by a nonce made for this response alone, which redoc-init.js puts
+    # on every <style> the page creates. Its search index runs in a Web Worker made from a blob: URL.
     nonce = secrets.token_urlsafe(18)
     policy = csp(style_src=f"'self' 'nonce-{nonce}'", worker_src="'self' blob:")
     return templates.TemplateResponse(request, "docs_redoc.html", {**_context(request), "nonce": nonce},
