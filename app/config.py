@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from app.crosssite import parse_origin_list
 
 
 class Settings(BaseSettings):
@@ -51,6 +53,15 @@ class Settings(BaseSettings):
     # Photos and weights barely compress; a larger ratio on a sizeable entry is a zip bomb.
     project_file_max_ratio: int = Field(default=100, ge=1)
     project_file_max_manifest_bytes: int = Field(default=64 * 1024**2, ge=1)
+
+    # Other sites whose pages may send us state-changing requests and open WebSockets, comma-separated
+    # ("https://a.example,http://b:8080"); our own origin (scheme + Host) always may. NoDecode: not JSON.
+    allowed_origins: Annotated[list[str], NoDecode] = []
+
+    @field_validator("allowed_origins", mode="before")
+    @classmethod
+    def _parse_origins(cls, value) -> list[str]:
+        return parse_origin_list(value)
 
     @property
     def db_url(self) -> str:

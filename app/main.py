@@ -10,7 +10,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from app import __version__, accounts, crud
+from app import __version__, accounts, crud, docs
 from app.api import (
     auth,
     classes,
@@ -29,8 +29,10 @@ from app.api import (
     users,
 )
 from app.config import Settings, is_loopback
+from app.crosssite import CrossSiteGuard
 from app.db import init_db, make_engine, make_session_factory, session_scope
 from app.embedders import EmbedderPool
+from app.headers import SecurityHeaders
 from app.inference import ModelCache
 from app.jobs import Worker
 from app.ml import checkpoint
@@ -106,6 +108,13 @@ def announce_access(settings: Settings, services: Services) -> None:
         log.warning("No accounts yet (login %s). Make the first admin account at %s with the one-time code %s "
                     "(or run: snapclass users add NAME --admin)", need, where, services.setup_code)
 
+class SnapclassAPI(FastAPI):
+    """FastAPI whose every response carries the security headers: the middleware wraps the whole stack, so
+    also the 500 page that Starlette's outermost ServerErrorMiddleware writes."""
+
+    def build_middleware_stack(self):
+        return SecurityHeaders(super().build_middleware_stack())
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
@@ -124,11 +133,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             services.worker.stop()
             services.engine.dispose()
 
-    app = FastAPI(title="snapclass", version=__version__, lifespan=lifespan, description=API_DESCRIPTION)
+    # FastAPI's /docs and /redoc load their scripts from a CDN: app.docs serves them (and the schema) instead.
+    app = SnapclassAPI(title="snapclass", version=__version__, lifespan=lifespan, description=API_DESCRIPTION,
+                       docs_url=None, redoc_url=None, swagger_ui_oauth2_redirect_url=None,
+                       openapi_url=None)  # app.docs serves the schema, behind the login like /docs
     for router in (system.router, auth.router, tokens.router, users.router, projectfile.router, projects.router,
                    members.router, classes.router, samples.router, training.router, predict.router, share.router,
-                   live.router, models.router, pages_router):
+                   live.router, models.router, pages_router, docs.router):
         app.include_router(router)
+    app.mount(docs.ASSETS_URL, docs.assets, name="docs-assets")
     app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
+    # Whatever the login mode: a page on another site must not act through the user's browser.
+    app.add_middleware(CrossSiteGuard, allowed_origins=settings.allowed_origins)
     errors.install(app)
     return app

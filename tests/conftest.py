@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import time
 from pathlib import Path
 
@@ -14,7 +15,8 @@ from app.config import Settings
 from app.main import create_app
 
 REPO = Path(__file__).resolve().parent.parent
-DATASETS = REPO.parent / "shared" / "datasets"
+# The photos lie next to the checkout; a git worktree elsewhere names them with SNAPCLASS_TEST_DATASETS.
+DATASETS = Path(os.environ.get("SNAPCLASS_TEST_DATASETS") or REPO.parent / "shared" / "datasets")
 
 
 def dataset(*parts: str) -> Path:

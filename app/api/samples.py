@@ -10,6 +10,7 @@ from app.access import Level
 from app.api import errors
 from app.api.deps import ActorDep, Id, ServicesDep, SessionDep
 from app.api.views import sample_out
+from app.headers import UPLOAD_CSP
 from app.schemas import SampleOut, UploadOut, UploadRefusedOut
 from app.storage import ORIGINAL, THUMB, WORK
 from app.uploads import store_files
@@ -82,8 +83,11 @@ def _file(services, key: str, kind: str, media: str) -> Response:
         data = services.store.read(key, kind)
     except FileNotFoundError:
         raise HTTPException(404, "image file missing") from None
-    # Keys are never reused, so the bytes behind a URL never change.
-    return Response(data, media_type=media, headers={"Cache-Control": "private, max-age=31536000, immutable"})
+    # Keys are never reused, so the bytes behind a URL never change. The uploads are decoded and re-checked,
+    # but should one ever be a document (SVG, HTML), the sandbox keeps it from running as our origin.
+    return Response(data, media_type=media, headers={
+        "Cache-Control": "private, max-age=31536000, immutable",
+        "Content-Security-Policy": UPLOAD_CSP, "Content-Disposition": "inline"})
 
 
 @router.get("/samples/{sample_id}/image", response_class=Response,

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-DATASETS = ROOT.parent / "shared" / "datasets"
+DATASETS = Path(os.environ.get("SNAPCLASS_TEST_DATASETS") or ROOT.parent / "shared" / "datasets")
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -118,13 +118,19 @@ def _page(browser, server, request, tmp_path, **context_args):
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # The pages run under a strict CSP (app/headers.py): anything it refuses is a bug of the page.
+    page.on("console", lambda message: csp_violation(message.text) and errors.append(message.text))
     yield page
     # A screenshot of how every test ended (also a failing one), to look at.
     try:
         page.screenshot(path=str(tmp_path / f"{request.node.name}.png"), full_page=True)
     finally:
         context.close()
-    assert not errors, f"uncaught JavaScript errors: {errors}"
+    assert not errors, f"uncaught JavaScript errors or CSP violations: {errors}"
+
+
+def csp_violation(text: str) -> bool:
+    return "Content Security Policy" in text
 
 
 @pytest.fixture
