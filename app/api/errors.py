@@ -114,6 +114,10 @@ ID_PARTS = ("{project_id}", "{class_id}", "{sample_id}", "{job_id}", "{model_id}
 def _document_access(route: str, method: str, operation: dict[str, Any]) -> None:
     """Every operation that needs a signed-in user may answer 401; those that need a role or admin rights, 403.
     (Reading anything you may see never needs more than being a viewer: GETs on a project's things are 404 or 200.)"""
+    if "{" in route:  # whatever the path names (an id, a user name, a share token) may not exist, or not for you
+        operation["responses"].setdefault("404", {
+            "description": DESCRIPTIONS[404],
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}})
     if "security" not in operation:
         return
     needs_role = (method != "get" and any(part in route for part in ID_PARTS)) or route.startswith("/api/users") \
