@@ -52,9 +52,13 @@ function row(user) {
   const admin = document.createElement("td");
   admin.textContent = user.is_admin ? "admin" : "–";
   admin.dataset.testid = "user-admin";
+  admin.className = user.is_admin ? "is-admin" : "not-admin";
   const projects = document.createElement("td");
   projects.textContent = String(user.project_count);
   projects.className = "num";
+  // The unit shows where the table is laid out as cards (a phone), without the column heading.
+  projects.append(Object.assign(document.createElement("span"), {
+    className: "cell-unit", textContent: user.project_count === 1 ? " project" : " projects" }));
   const created = document.createElement("td");
   created.textContent = formatTime(user.created_at, { time: false });
   const actions = document.createElement("td");

@@ -44,9 +44,11 @@ def sign_in(page: Page, username: str, password: str) -> None:
 
 
 def api_client(server: AuthServer, username: str, password: str) -> httpx.Client:
+    """A client signed in with a session cookie; enter it (`with`) before the first request."""
     client = httpx.Client(base_url=server.url, timeout=120)
-    r = client.post("/api/auth/login", json={"username": username, "password": password})
+    r = httpx.post(f"{server.url}/api/auth/login", json={"username": username, "password": password})
     assert r.status_code == 200, r.text
+    client.cookies.update(r.cookies)
     return client
 
 
@@ -256,6 +258,7 @@ def test_token_project_share_link_and_revoke(ctx, admin, auth_server: AuthServer
     # Phone and desktop screenshots of the dialog and the share page, to look at.
     shot(page, tmp_path, "share-dialog-desktop", full_page=False)
     guest.get_by_test_id("share-input").set_input_files(str(photo))
+    expect(guest.get_by_test_id("share-status")).to_have_text("")
     expect(top).to_have_attribute("data-label", "bees")
     shot(guest, tmp_path, "share-page-desktop")
     phone = ctx(phone=True)
@@ -331,7 +334,7 @@ def test_bulk_accounts_from_a_class_list(ctx, admin, auth_server: AuthServer, tm
     shown = page.get_by_test_id("password-shown")
     expect(shown).to_contain_text("Password for sam")
     sam_password = page.get_by_test_id("password-value").input_value()
-    api_client(auth_server, "sam", sam_password).close()
+    api_client(auth_server, "sam", sam_password).close()  # the shown password works
     sam = page.get_by_test_id("user-row").filter(has_text="sam")
     sam.get_by_test_id("reset-password").click()
     page.get_by_test_id("confirm-ok").click()
@@ -359,7 +362,8 @@ def test_bulk_accounts_from_a_class_list(ctx, admin, auth_server: AuthServer, tm
 
 def test_viewer_sees_the_project_read_only(ctx, admin, auth_server: AuthServer, hymenoptera: Path,
                                            tmp_path: Path):
-    with api_client(auth_server, *admin) as owner_api:
+    owner_api = api_client(auth_server, *admin)
+    with owner_api:
         if "project_id" not in built:  # the share test did not run (-k): make a trained project here
             project_id = owner_api.post("/api/projects", json={"name": "Ants or bees"}).json()["id"]
             train_via_api(owner_api, project_id, hymenoptera)
