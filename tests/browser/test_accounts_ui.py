@@ -127,6 +127,7 @@ def test_first_account_sign_out_and_in(ctx, auth_server: AuthServer, tmp_path: P
     page.get_by_label("Password again").fill(PASSWORD)
     page.get_by_test_id("setup-submit").click()
     expect(page.get_by_test_id("setup-error")).to_contain_text("Wrong setup code")
+    shot(page, tmp_path, "setup-desktop")
     page.get_by_label("Setup code").fill(auth_server.setup_code)
     page.get_by_test_id("setup-submit").click()
 
@@ -194,6 +195,7 @@ def test_token_project_share_link_and_revoke(ctx, admin, auth_server: AuthServer
     row = page.get_by_test_id("token-row").filter(has_text="browser test")
     expect(row).to_contain_text(token[:10])
     expect(row).to_contain_text("never")
+    shot(page, tmp_path, "account-desktop")
     page.reload()
     expect(page.get_by_test_id("new-token")).to_be_hidden()
     expect(page.get_by_test_id("token-row")).to_have_count(1)
@@ -433,3 +435,28 @@ def test_viewer_sees_the_project_read_only(ctx, admin, auth_server: AuthServer, 
     viewer.goto("/")
     expect(viewer.get_by_test_id("project-card")).to_have_count(0)
     assert viewer.goto(f"/projects/{project_id}").status == 404
+
+
+def test_login_off_says_so_quietly(phone_page: Page, tmp_path: Path):
+    """On the usual loopback server (login off, no accounts) the menu is a quiet note, with no "Sign in"."""
+    page = phone_page
+    page.goto("/")
+    expect(page.get_by_test_id("no-login-note")).to_be_visible()
+    expect(page.get_by_test_id("no-login-note")).to_contain_text("No login")
+    expect(page.get_by_test_id("sign-in-link")).to_have_count(0)
+    expect(page.get_by_test_id("account-button")).to_have_count(0)
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    shot(page, tmp_path, "login-off-phone", full_page=False)
+    page.goto("/account")
+    expect(page.get_by_test_id("account-local")).to_contain_text("Login is off")
+
+
+def test_share_page_without_a_model(ctx, admin, auth_server: AuthServer):
+    with api_client(auth_server, *admin) as owner_api:
+        project_id = owner_api.post("/api/projects", json={"name": "Untrained"}).json()["id"]
+        url = owner_api.post(f"/api/projects/{project_id}/share").json()["url"]
+    guest = ctx()
+    guest.goto(url)
+    expect(guest.get_by_test_id("share-project-name")).to_have_text("Untrained")
+    expect(guest.get_by_test_id("share-no-model")).to_contain_text("no trained model yet")
+    expect(guest.get_by_test_id("share-input")).to_have_count(0)
