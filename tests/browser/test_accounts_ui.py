@@ -188,8 +188,8 @@ def test_token_project_share_link_and_revoke(ctx, admin, auth_server: AuthServer
     page.goto("/account")
     page.get_by_test_id("token-name").fill("browser test")
     page.get_by_test_id("create-token").click()
+    expect(page.get_by_test_id("new-token-value")).to_have_value(re.compile(r"^\S{20,}$"))
     token = page.get_by_test_id("new-token-value").input_value()
-    assert token and len(token) > 20
     expect(page.get_by_test_id("new-token")).to_contain_text("shown only this once")
     expect(page.get_by_test_id("copy-token")).to_be_visible()
     row = page.get_by_test_id("token-row").filter(has_text="browser test")
@@ -329,12 +329,26 @@ def test_bulk_accounts_from_a_class_list(ctx, admin, auth_server: AuthServer, tm
     student.get_by_test_id("account-button").click()
     expect(student.get_by_test_id("admin-link")).to_have_count(0)
     assert student.goto("/admin").status == 403
+    # They change the generated password on their account page.
+    student.goto("/account")
+    student.get_by_test_id("current-password").fill("not it")
+    student.get_by_test_id("new-password").fill("alan's own pass")
+    student.get_by_test_id("new-password2").fill("alan's own pass")
+    student.get_by_test_id("change-password").click()
+    expect(student.get_by_test_id("password-error")).to_have_text("The current password is wrong.")
+    student.get_by_test_id("current-password").fill(passwords[1])
+    student.get_by_test_id("change-password").click()
+    expect(student.get_by_test_id("toast").filter(has_text="Password changed")).to_be_visible()
+    api_client(auth_server, "alan.t", "alan's own pass").close()
+    student.reload()  # this browser got a fresh session and stays signed in
+    expect(student.get_by_test_id("account-name")).to_have_text("alan.t")
 
     # One account at a time: a generated password is shown once; reset; make admin; remove.
     page.get_by_test_id("user-name").fill("Sam")
     page.get_by_test_id("create-user").click()
     shown = page.get_by_test_id("password-shown")
     expect(shown).to_contain_text("Password for sam")
+    expect(page.get_by_test_id("password-value")).to_have_value(re.compile(r"^\S{8,}$"))
     sam_password = page.get_by_test_id("password-value").input_value()
     api_client(auth_server, "sam", sam_password).close()  # the shown password works
     sam = page.get_by_test_id("user-row").filter(has_text="sam")
@@ -460,3 +474,19 @@ def test_share_page_without_a_model(ctx, admin, auth_server: AuthServer):
     expect(guest.get_by_test_id("share-project-name")).to_have_text("Untrained")
     expect(guest.get_by_test_id("share-no-model")).to_contain_text("no trained model yet")
     expect(guest.get_by_test_id("share-input")).to_have_count(0)
+
+
+def test_throttled_sign_in_says_how_long_to_wait(ctx, admin):
+    """Last in this file: repeated failures slow down every further try from this address for a while."""
+    page = ctx()
+    page.goto("/login")
+    page.get_by_label("User name").fill("ghost")
+    error = page.get_by_test_id("login-error")
+    for _ in range(8):
+        page.get_by_label("Password").fill("guess")
+        page.get_by_test_id("login-submit").click()
+        expect(error).to_be_visible()
+        expect(page.get_by_test_id("login-submit")).to_be_enabled()
+        if "Too many" in error.inner_text():
+            break
+    expect(error).to_have_text(re.compile(r"^Too many failed tries\. Wait \d+ s and try again\.$"))
