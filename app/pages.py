@@ -9,9 +9,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
-from app import __version__, access, accounts, sharing
+from app import __version__, access, accounts, crud, sharing
 from app.api.deps import ActorDep, ServicesDep, SessionDep
 from app.api.views import project_detail, project_out
+from app.db import session_scope
 from app.ml.backbones import BackboneUnavailable, get_spec, list_backbones
 from app.security import Actor, Forbidden, identify
 
@@ -23,9 +24,15 @@ router = APIRouter(include_in_schema=False)
 
 def _render(request: Request, template: str, context: dict, status_code: int = 200) -> HTMLResponse:
     services = request.app.state.services
+    actor = context.get("actor")
+    accounts_exist = True
+    if actor is not None and actor.is_local:
+        # With login off the account menu offers "Sign in" only where there is an account to sign in to.
+        with session_scope(services.session_factory) as s:
+            accounts_exist = accounts.count_users(session=s) > 0
     return templates.TemplateResponse(request, template, {
-        "device": services.device, "login_required": services.settings.login_required, **context},
-        status_code=status_code)
+        "device": services.device, "login_required": services.settings.login_required,
+        "accounts_exist": accounts_exist, **context}, status_code=status_code)
 
 
 def safe_next(raw: str | None) -> str:
@@ -42,9 +49,13 @@ def login_redirect(request: Request) -> RedirectResponse:
 
 @router.get("/", response_class=HTMLResponse)
 def index(request: Request, session: SessionDep, services: ServicesDep, actor: ActorDep):
-    projects = [project_out(session, p) for p in access.visible_projects(session, actor)]
+    visible = access.visible_projects(session, actor)
+    projects = [project_out(session, p) for p in visible]
+    # Each card offers only what the actor may do: a member's card has no delete button, and says whose it is.
+    roles = {p.id: {"role": access.level(session, actor, p).role, "owner": p.owner.username if p.owner else None}
+             for p in visible}
     return _render(request, "index.html", {
-        "actor": actor, "projects": projects, "backbones": list_backbones(),
+        "actor": actor, "projects": projects, "roles": roles, "backbones": list_backbones(),
         "default_backbone": services.settings.default_backbone})
 
 
@@ -119,11 +130,14 @@ def admin_page(request: Request, actor: ActorDep):
 
 @router.get("/s/{token}", response_class=HTMLResponse)
 def share_page(token: str, request: Request, session: SessionDep, services: ServicesDep):
-    """A project's current model, tried on a photo or the webcam by anyone with the link; no login."""
-    shared = sharing.shared_model(session=session, token=token)
+    """A project's current model, tried on a photo or the webcam by anyone with the link; no login.
+    A revoked or unknown link is a page that says so (404), not the API's JSON error."""
     try:  # a signed-in visitor still sees the account menu
         actor = identify(request, session, services.settings)
     except Exception:
         actor = None
-    return _render(request, "share.html", {"actor": actor, "share": shared.page_context(token)},
-                   status_code=200)
+    try:
+        shared = sharing.shared_model(session=session, token=token)
+    except crud.NotFound:
+        return _render(request, "share.html", {"actor": actor, "share": None}, status_code=404)
+    return _render(request, "share.html", {"actor": actor, "share": shared.page_context(token)})

@@ -6,6 +6,7 @@ import { cloneTemplate, confirmDialog, events, makeDropZone, plural, setProgress
 const GALLERY_PREVIEW = 48; // thumbnails shown before "Show all"
 const BATCH_FILES = 20; // files per request: progress moves, and no request gets huge
 const BATCH_BYTES = 16 * 1024 * 1024;
+let canEdit = true; // a viewer sees the photos, and may not add any (the page hides the buttons too)
 
 class ClassCard {
   constructor(el, cls, onChange) {
@@ -37,7 +38,7 @@ class ClassCard {
     form.addEventListener("keydown", (event) => {
       if (event.key === "Escape") this.toggleRename(false);
     });
-    makeDropZone(this.el, (files) => this.upload(files));
+    makeDropZone(this.el, (files) => this.upload(files), { enabled: () => canEdit });
   }
 
   onClick(event) {
@@ -284,6 +285,7 @@ function* batches(files) {
 }
 
 export function initClasses(project) {
+  canEdit = project.role !== "viewer";
   const list = document.getElementById("class-list");
   const cards = [];
   const changed = () => events.emit("classes-changed", cards.map((c) => ({ id: c.id, name: c.name, count: c.count })));

@@ -1,7 +1,8 @@
 // The "Try it" panel: classify one photo with the current model and show a confidence bar per class,
 // or "None of these" when the photo is unlike the training images; the threshold for that is adjustable.
 import { api } from "./api.js";
-import { events, makeDropZone, percent, showError, toast } from "./ui.js";
+import { renderBars, renderTop } from "./bars.js";
+import { events, makeDropZone, showError, toast } from "./ui.js";
 
 const SAVE_DELAY_MS = 350;
 const fixed = (x) => (x === null || x === undefined ? "–" : Number(x).toFixed(2));
@@ -64,25 +65,10 @@ export function initPredict(project) {
   // `cut` previews a threshold the slider is on before the server has it.
   function render(result, cut = result.unknown_threshold) {
     last = result;
-    const [best] = result.predictions;
     const unknown = cut === undefined || cut === null || result.similarity === null
       ? result.unknown : result.similarity < cut;
-    const top = $("top");
-    const strong = (text) => Object.assign(document.createElement("strong"), { textContent: text });
-    if (unknown) {
-      const closest = Object.assign(document.createElement("span"), {
-        className: "closest", textContent: `closest: ${best.label} ${percent(best.score, 0)}`,
-      });
-      closest.dataset.testid = "predict-closest";
-      top.replaceChildren(strong("None of these"), " ", closest);
-    } else {
-      top.replaceChildren("Looks like ", strong(best.label), ` (${percent(best.score)})`);
-    }
-    top.dataset.label = best.label;
-    top.dataset.unknown = String(unknown);
-    top.hidden = false;
-    $("bars").replaceChildren(...result.predictions.map((p, i) => bar(p, i === 0)));
-    $("bars").dataset.unknown = String(unknown);
+    renderTop($("top"), result, unknown);
+    renderBars($("bars"), result, unknown);
     const line = $("similarity");
     line.hidden = result.similarity === null || result.similarity === undefined;
     line.textContent = `Similarity to the training images ${fixed(result.similarity)}, `
@@ -150,32 +136,6 @@ export function initPredict(project) {
       save({ reset_unknown_threshold: true });
     });
     return { show };
-  }
-
-  function bar(prediction, isTop) {
-    const li = document.createElement("li");
-    li.className = `bar${isTop ? " bar-top" : ""}`;
-    li.dataset.testid = "confidence-bar";
-    li.dataset.label = prediction.label;
-    const name = document.createElement("span");
-    name.className = "bar-label";
-    name.textContent = prediction.label;
-    const track = document.createElement("div");
-    track.className = "bar-track";
-    track.setAttribute("role", "meter");
-    track.setAttribute("aria-label", `Confidence for ${prediction.label}`);
-    track.setAttribute("aria-valuemin", "0");
-    track.setAttribute("aria-valuemax", "100");
-    track.setAttribute("aria-valuenow", (prediction.score * 100).toFixed(1));
-    const fill = document.createElement("div");
-    fill.className = "bar-fill";
-    fill.style.width = percent(prediction.score);
-    track.append(fill);
-    const value = document.createElement("span");
-    value.className = "bar-value";
-    value.textContent = percent(prediction.score);
-    li.append(name, track, value);
-    return li;
   }
 
   function take(files) {

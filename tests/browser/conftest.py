@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -48,18 +52,19 @@ def _healthy(url: str) -> bool:
         return False
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory) -> str:
-    """Base URL of `python -m app serve` on a free port, with its own data dir; stopped at the end."""
-    data_dir = tmp_path_factory.mktemp("snapclass-data")
-    log_path = data_dir.parent / "server.log"
+@contextmanager
+def _serve(tmp_path_factory, name: str, *args: str) -> Iterator[tuple[str, Path]]:
+    """`python -m app serve ARGS` on a free port with its own data dir: (base URL, log file); stopped at the end."""
+    data_dir = tmp_path_factory.mktemp(name)
+    log_path = data_dir.parent / f"{name}.log"
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "SNAPCLASS_LOG_LEVEL": "warning"}
     env.pop("DATABASE_URL", None)
+    env.pop("SNAPCLASS_AUTH", None)
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "app", "serve", "--port", str(port), "--data-dir", str(data_dir)],
+            [sys.executable, "-m", "app", "serve", "--port", str(port), "--data-dir", str(data_dir), *args],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
     try:
@@ -71,7 +76,7 @@ def server(tmp_path_factory) -> str:
                 pytest.fail(f"the server did not answer /api/health in {START_TIMEOUT_S} s:\n"
                             f"{log_path.read_text()[-3000:]}")
             time.sleep(0.2)
-        yield url
+        yield url, log_path
     finally:
         proc.terminate()
         try:
@@ -79,6 +84,29 @@ def server(tmp_path_factory) -> str:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory) -> str:
+    """Base URL of the server as most people start it: on loopback, so login is off (auth "auto")."""
+    with _serve(tmp_path_factory, "snapclass-data") as (url, _log):
+        yield url
+
+
+@dataclass(frozen=True)
+class AuthServer:
+    url: str
+    setup_code: str  # the one-time code for the first account, as `serve` printed it in its log
+
+
+@pytest.fixture(scope="session")
+def auth_server(tmp_path_factory) -> AuthServer:
+    """A second server with login required (`--auth required`) on its own data dir, for the accounts UI."""
+    with _serve(tmp_path_factory, "snapclass-auth-data", "--auth", "required") as (url, log_path):
+        found = re.search(r"one-time code (\d{4}-\d{4}-\d{4})", log_path.read_text())
+        if found is None:
+            pytest.fail(f"no one-time setup code in the log of a server without accounts:\n{log_path.read_text()}")
+        yield AuthServer(url=url, setup_code=found.group(1))
 
 
 @pytest.fixture(scope="session")
