@@ -6,13 +6,12 @@ import logging
 import secrets
 from contextlib import asynccontextmanager
 from html import escape
-from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from app import __version__, accounts, crud
+from app import __version__, accounts, assets, crud
 from app.api import (
     auth,
     classes,
@@ -44,7 +43,6 @@ from app.storage import ImageStore
 from app.throttle import LoginThrottle
 from app.training import make_train_handler
 
-ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("snapclass")
 
 API_DESCRIPTION = f"""Self-hosted, no-code image-classifier trainer.
@@ -117,7 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    classes.router, samples.router, training.router, predict.router, share.router, live.router,
                    models.router, pages_router):
         app.include_router(router)
-    app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
+    app.mount("/static", StaticFiles(directory=assets.STATIC), name="static")
     _error_handlers(app)
     return app
 
