@@ -6,6 +6,7 @@ which only the SHA-256 is stored: a leaked database holds nothing that signs any
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import secrets
@@ -22,8 +23,12 @@ from app.crud import Conflict, NotFound
 from app.models import ApiToken, Project, User, UserSession, utcnow
 
 _hasher = PasswordHasher()
-# Verified against when the user does not exist, so an unknown name costs the same time as a wrong password.
-_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the user does not exist, so an unknown name costs the time of a wrong password."""
+    return _hasher.hash(secrets.token_hex(16))
 
 USERNAME_RE = re.compile(r"^[\w.@+-]{1,64}$")
 MIN_PASSWORD = 8
@@ -116,7 +121,7 @@ def claim_unowned_projects(*, session: Session) -> int:
 def authenticate(*, session: Session, username: str, password: str) -> User | None:
     user = find_user(session=session, username=username)
     try:
-        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+        _hasher.verify(user.password_hash if user else _dummy_hash(), password)
     except (VerificationError, InvalidHashError):
         return None
     if user is None:

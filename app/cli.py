@@ -6,6 +6,11 @@ import argparse
 import getpass
 import os
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from app.config import Settings
+    from app.migrate import Upgrade
 
 
 def _settings(args, **more):
@@ -23,12 +28,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="snapclass", description="Self-hosted image-classifier trainer")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="start the web server")
+    serve = sub.add_parser("serve", help="start the web server (upgrades the database first)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--auth", choices=("auto", "required", "off"), default=None,
                        help="login: auto (default; required unless listening on loopback only), required, off")
     _data_dir_arg(serve)
+
+    migrate = sub.add_parser("migrate", help="upgrade the database to this release's schema, then exit",
+                             description="Upgrade the database in place, as `serve` does at start, keeping a copy "
+                                         "of a SQLite file next to it (snapclass.db.bak-<revision>).")
+    _data_dir_arg(migrate)
 
     users = sub.add_parser("users", help="manage accounts (add, list, passwd, remove)")
     users_sub = users.add_subparsers(dest="action", required=True)
@@ -53,8 +63,25 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         serve(args)
+    elif args.command == "migrate":
+        print(upgrade_or_exit(_settings(args)).describe())
     elif args.command == "users":
         sys.exit(users(args))
+
+
+def upgrade_or_exit(settings: Settings) -> Upgrade:
+    """The schema at this release's head, or a one-line reason on stderr and exit status 1."""
+    from app.db import init_db, make_engine
+    from app.migrate import SchemaError
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.db_url)
+    try:
+        return init_db(engine)
+    except SchemaError as exc:
+        sys.exit(f"snapclass: {exc}")
+    finally:
+        engine.dispose()
 
 
 def serve(args) -> None:
@@ -66,6 +93,10 @@ def serve(args) -> None:
     if args.auth:
         more["auth"] = args.auth
     settings = _settings(args, **more)
+    # Before uvicorn: a database this release must refuse is one clear line, not a failed-startup traceback.
+    upgraded = upgrade_or_exit(settings)
+    if upgraded.changed:
+        print(f"snapclass: {upgraded.describe()}", file=sys.stderr)
     # One process: the worker thread that owns the device lives inside it.
     uvicorn.run(create_app(settings), host=args.host, port=args.port, workers=1,
                 log_level=os.environ.get("SNAPCLASS_LOG_LEVEL", "info"))
@@ -91,6 +122,7 @@ def users(args) -> int:
     from app import accounts
     from app.crud import Conflict, NotFound
     from app.db import init_db, make_engine, make_session_factory, session_scope
+    from app.migrate import SchemaError
 
     settings = _settings(args)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -119,7 +151,7 @@ def users(args) -> int:
                 user = accounts.get_user(session=session, username=args.name)
                 moved = accounts.remove_user(session=session, user=user, heir=None)
                 print(f"removed {user.username}; {moved} projects moved to the first admin")
-    except (ValueError, Conflict, NotFound) as exc:  # InvalidInput is a ValueError
+    except (ValueError, Conflict, NotFound, SchemaError) as exc:  # InvalidInput is a ValueError
         print(f"snapclass users {args.action}: {exc}", file=sys.stderr)
         return 1
     finally:

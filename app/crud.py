@@ -115,6 +115,10 @@ def add_sample(*, session: Session, class_id: int, key: str, filename: str, orig
     return sample
 
 
+def all_sample_keys(*, session: Session) -> set[str]:
+    return set(session.scalars(select(Sample.key)))
+
+
 def get_sample(*, session: Session, sample_id: int) -> Sample:
     sample = session.get(Sample, sample_id)
     if sample is None:

@@ -9,7 +9,7 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.models import Base
+from app.migrate import Upgrade, upgrade
 
 
 def make_engine(url: str) -> Engine:
@@ -33,8 +33,10 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
-def init_db(engine: Engine) -> None:
-    Base.metadata.create_all(engine)
+def init_db(engine: Engine) -> Upgrade:
+    """Bring the schema to this release's in place (see app.migrate); raises SchemaError, changing nothing,
+    for a database written by a newer release."""
+    return upgrade(engine)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -66,8 +66,9 @@ def build_services(settings: Settings) -> Services:
         with session_scope(factory) as s:
             return checkpoint.load_state(crud.backbone_state(session=s, digest=digest))
 
-    services = Services(settings=settings, engine=engine, session_factory=factory,
-                        store=ImageStore(settings.images_dir),
+    store = ImageStore(settings.images_dir)
+    _sweep_orphans(factory, store)
+    services = Services(settings=settings, engine=engine, session_factory=factory, store=store,
                         embedders=EmbedderPool(settings.cache_dir, device, load_state, settings.worker_runtime),
                         device=device)
     services.models = ModelCache(services.session_factory, services.embedders)
@@ -78,6 +79,21 @@ def build_services(settings: Settings) -> Services:
         if accounts.count_users(session=s) == 0:
             services.setup_code = "-".join(f"{secrets.randbelow(10**4):04d}" for _ in range(3))
     return services
+
+
+def _sweep_orphans(factory, store: ImageStore) -> None:
+    """Remove photo files that an upload stopped by a crash wrote before its rows committed."""
+    with session_scope(factory) as s:
+        keys = crud.all_sample_keys(session=s)
+    if not keys:
+        # No sample at all beside photos on disk looks more like a database pointed elsewhere (DATABASE_URL) than
+        # a crash: deleting every photo could not be undone, so leave them.
+        if next(store.root.glob("*/*"), None) is not None:
+            log.warning("the database has no samples but %s holds photo files: left alone", store.root)
+        return
+    removed = store.remove_orphans(keys)
+    if removed:
+        log.info("removed %d files under %s left by interrupted uploads", removed, store.root)
 
 
 def announce_access(settings: Settings, services: Services) -> None:

@@ -25,8 +25,14 @@ class Base(DeclarativeBase):
     pass
 
 
+# SQLite would otherwise give a deleted row's id to the next one (max(id)+1): ids are never reused.
+# Every table with an integer id carries it; tests/test_migrations.py checks that, and migration 0002.
+NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
+
+
 class User(Base):
     __tablename__ = "users"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # Normalized (NFKC, case-folded): "Alice" and "alice" are one account.
@@ -40,6 +46,7 @@ class UserSession(Base):
     """A signed-in browser. Only the SHA-256 of the cookie's random value is stored."""
 
     __tablename__ = "user_sessions"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
@@ -52,6 +59,7 @@ class ApiToken(Base):
     """A script's credential, shown once; only its SHA-256 is stored."""
 
     __tablename__ = "api_tokens"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
@@ -65,7 +73,7 @@ class ApiToken(Base):
 
 class ProjectMember(Base):
     __tablename__ = "project_members"
-    __table_args__ = (UniqueConstraint("project_id", "user_id"),)
+    __table_args__ = (UniqueConstraint("project_id", "user_id"), NEVER_REUSE_IDS)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
@@ -78,6 +86,7 @@ class ProjectMember(Base):
 
 class Project(Base):
     __tablename__ = "projects"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -85,7 +94,7 @@ class Project(Base):
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True,
                                                  index=True)
     # The public read-only page's secret (TM's shareable link); NULL when not shared.
-    share_token: Mapped[str | None] = mapped_column(String(64), unique=True, nullable=True)
+    share_token: Mapped[str | None] = mapped_column(String(64), unique=True, index=True, nullable=True)
     backbone: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     # use_alter: projects and models point at each other.
@@ -121,7 +130,7 @@ class Project(Base):
 
 class ImageClass(Base):
     __tablename__ = "classes"
-    __table_args__ = (UniqueConstraint("project_id", "name"),)
+    __table_args__ = (UniqueConstraint("project_id", "name"), NEVER_REUSE_IDS)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
@@ -136,6 +145,7 @@ class ImageClass(Base):
 
 class Sample(Base):
     __tablename__ = "samples"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     class_id: Mapped[int] = mapped_column(ForeignKey("classes.id", ondelete="CASCADE"), index=True)
@@ -157,7 +167,7 @@ class Embedding(Base):
     """Cached backbone features of one sample, for one backbone and preprocessing version."""
 
     __tablename__ = "embeddings"
-    __table_args__ = (UniqueConstraint("sample_id", "backbone", "version"),)
+    __table_args__ = (UniqueConstraint("sample_id", "backbone", "version"), NEVER_REUSE_IDS)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     sample_id: Mapped[int] = mapped_column(ForeignKey("samples.id", ondelete="CASCADE"), index=True)
@@ -168,6 +178,7 @@ class Embedding(Base):
 
 class Job(Base):
     __tablename__ = "jobs"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
@@ -199,6 +210,7 @@ class BackboneWeights(Base):
 
 class TrainedModel(Base):
     __tablename__ = "trained_models"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)

@@ -1,6 +1,7 @@
 """Where bytes live: sample images, their working copies and thumbnails, under server-made names.
 
-Every write goes to a `.part` file that is renamed into place, so a crash never leaves half a file.
+Every write goes to a `.part` file that is renamed into place, so a crash never leaves half a file; files a
+crash left without a sample row (they are written before the row commits) are swept at start.
 """
 
 from __future__ import annotations
@@ -56,3 +57,19 @@ class ImageStore:
     def delete(self, key: str) -> None:
         for path in self.path(key, ORIGINAL).parent.glob(f"{key}.*"):
             path.unlink(missing_ok=True)
+
+    def remove_orphans(self, keep: set[str]) -> int:
+        """Delete files whose key is not in `keep`, and every `.part` file; returns how many went.
+        Only for start-up, when no upload is half-way: one walk of the two-level tree, no per-file query."""
+        removed = 0
+        if not self.root.is_dir():
+            return 0
+        for folder in os.scandir(self.root):
+            if not folder.is_dir(follow_symlinks=False):
+                continue
+            for entry in os.scandir(folder.path):
+                if entry.is_file(follow_symlinks=False) and (
+                        entry.name.endswith(".part") or entry.name.split(".", 1)[0] not in keep):
+                    os.unlink(entry.path)
+                    removed += 1
+        return removed

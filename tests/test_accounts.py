@@ -370,3 +370,29 @@ def test_admin_creates_many_users_with_generated_passwords(team):
     assert admin.get(f"/api/projects/{pid}").json()["owner"] == "admin"  # nothing lost with the account
     assert alice.get("/api/auth/me").status_code == 401
     assert admin.delete("/api/users/admin").status_code == 409  # the last admin stays
+
+
+def test_users_cli_on_a_data_dir_no_server_has_opened(tmp_path):
+    import subprocess
+    import sys
+
+    def cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "app", *args], input=stdin, capture_output=True, text=True,
+                              cwd=tmp_path, timeout=120)
+
+    data = ["--data-dir", str(tmp_path / "fresh")]
+    for command in ([], ["serve"], ["users"], ["users", "add"], ["users", "list"], ["users", "passwd"],
+                    ["users", "remove"]):
+        assert cli(*command, "--help").returncode == 0, command
+    assert cli("users", "add", "Teacher", "--admin", "--password-stdin", *data, stdin=PASSWORD + "\n").returncode == 0
+    made = cli("users", "add", "pupil", *data)  # no terminal: a generated password, printed once
+    assert made.returncode == 0 and "password: " in made.stdout
+    assert cli("users", "list", *data).stdout.splitlines() == ["pupil\tuser\t0 projects", "teacher\tadmin\t0 projects"]
+    short = cli("users", "passwd", "pupil", "--password-stdin", *data, stdin="short\n")
+    assert short.returncode == 1 and "at least 8" in short.stderr
+    assert cli("users", "passwd", "pupil", "--password-stdin", *data, stdin=PASSWORD + "\n").returncode == 0
+    assert cli("users", "add", "PUPIL", "--password-stdin", *data, stdin=PASSWORD + "\n").returncode == 1
+    last = cli("users", "remove", "teacher", *data)
+    assert last.returncode == 1 and "last admin" in last.stderr
+    assert cli("users", "remove", "pupil", *data).returncode == 0
+    assert cli("users", "list", *data).stdout.splitlines() == ["teacher\tadmin\t0 projects"]
