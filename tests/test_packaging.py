@@ -93,7 +93,8 @@ def test_the_wheel_carries_the_templates_static_files_and_every_file_of_the_pack
     names = set(zipfile.ZipFile(wheel).namelist())
     expected = _source_files()
     assert {"app/templates/base.html", "app/templates/project.html", "app/static/style.css",
-            "app/static/js/project.js"} <= set(expected)
+            "app/static/js/project.js", "app/migrations/env.py", "app/migrations/script.py.mako",
+            "app/migrations/versions/0001_initial.py"} <= set(expected)
     missing = sorted(set(expected) - names)
     assert not missing, f"not in the wheel: {missing}"
     # Non-Python files of app's own packages (Alembic's script.py.mako, once app/migrations exists) ship too.
@@ -158,6 +159,7 @@ def test_the_installed_wheel_serves_the_whole_ui_from_site_packages(venv, tmp_pa
             assert marker in client.get("/static/style.css").text
             for name in re.findall(r'from "\./([^"]+)"', client.get("/static/js/project.js").text):
                 assert client.get(f"/static/js/{name}").status_code == 200, name
+        # The installed package's Alembic revisions made the database (the project above is in it).
         assert (tmp_path / "data" / "snapclass.db").is_file()
         assert not list(elsewhere.iterdir()), "the server wrote into its working directory"
     finally:
