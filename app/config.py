@@ -11,7 +11,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="SNAPCLASS_", extra="ignore")
+    # populate_by_name: Settings(cache_path=...) works too (the tests share one derived-files cache that way).
+    model_config = SettingsConfigDict(env_prefix="SNAPCLASS_", extra="ignore", populate_by_name=True)
 
     data_dir: Path = Path("data")
     database_url: str | None = Field(
@@ -41,6 +42,15 @@ class Settings(BaseSettings):
     # Stored working copy: shorter side at most this, enough for 288-px inputs and augmented crops.
     work_image_side: int = 352
     thumbnail_side: int = 160
+
+    # Project files (app/projectfile): an import is checked against these from the zip's directory before
+    # anything is unpacked, and again while reading (declared sizes are never trusted).
+    project_file_max_bytes: int = Field(default=4 * 1024**3, ge=1)  # the uploaded zip
+    project_file_max_entries: int = Field(default=100_000, ge=2)
+    project_file_max_unpacked_bytes: int = Field(default=8 * 1024**3, ge=1)
+    # Photos and weights barely compress; a larger ratio on a sizeable entry is a zip bomb.
+    project_file_max_ratio: int = Field(default=100, ge=1)
+    project_file_max_manifest_bytes: int = Field(default=64 * 1024**2, ge=1)
 
     @property
     def db_url(self) -> str:

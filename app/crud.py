@@ -6,9 +6,10 @@ from collections.abc import Sequence
 
 import numpy as np
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from app.models import BackboneWeights, Embedding, ImageClass, Job, Project, Sample, TrainedModel, utcnow
+from app.names import name_key, normalize_name
 
 ACTIVE = ("queued", "running")
 
@@ -68,18 +69,28 @@ def project_sample_keys(*, session: Session, project_id: int) -> list[str]:
 
 
 def get_class(*, session: Session, class_id: int) -> ImageClass:
-    image_class = session.get(ImageClass, class_id)
+    # With its project in the same SELECT: loaded later, it could be gone (deleted meanwhile) and read as None.
+    image_class = session.get(ImageClass, class_id, options=[joinedload(ImageClass.project, innerjoin=True)])
     if image_class is None:
         raise NotFound(f"class {class_id} not found")
     return image_class
 
 
 def _check_class_name(session: Session, project_id: int, name: str, exclude: int | None = None) -> None:
-    query = select(ImageClass.id).where(ImageClass.project_id == project_id, ImageClass.name == name)
-    if exclude is not None:
-        query = query.where(ImageClass.id != exclude)
-    if session.scalar(query) is not None:
-        raise Conflict(f"a class named {name!r} already exists in this project")
+    """Names are compared case-insensitively (in Python: SQL's lower() knows only ASCII); a project has few
+    classes. Rows from before names were normalized are normalized here too, so they clash as they look."""
+    key = name_key(name)
+    rows = session.execute(select(ImageClass.id, ImageClass.name).where(ImageClass.project_id == project_id))
+    for cid, other in rows:
+        if cid != exclude and name_key(_normalized(other)) == key:
+            raise Conflict(f"a class named {other!r} already exists in this project")
+
+
+def _normalized(name: str) -> str:
+    try:
+        return normalize_name(name)
+    except ValueError:  # an old row holding a control character: compare it as it is
+        return name
 
 
 def create_class(*, session: Session, project_id: int, name: str) -> ImageClass:
@@ -88,6 +99,7 @@ def create_class(*, session: Session, project_id: int, name: str) -> ImageClass:
     image_class = ImageClass(project_id=project_id, name=name)
     session.add(image_class)
     session.flush()
+    _check_class_name(session, project_id, name, exclude=image_class.id)  # again: see rename_class
     return image_class
 
 
@@ -96,6 +108,9 @@ def rename_class(*, session: Session, class_id: int, name: str) -> ImageClass:
     _check_class_name(session, image_class.project_id, name, exclude=class_id)
     image_class.name = name
     session.flush()
+    # Checked again once our write holds SQLite's write lock: two requests naming "Dup" and "dup" at the same
+    # moment both pass the first check, and the unique constraint compares names exactly.
+    _check_class_name(session, image_class.project_id, name, exclude=class_id)
     return image_class
 
 

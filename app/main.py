@@ -5,20 +5,20 @@ from __future__ import annotations
 import logging
 import secrets
 from contextlib import asynccontextmanager
-from html import escape
 
-from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from app import __version__, accounts, assets, crud
 from app.api import (
     auth,
     classes,
+    errors,
     live,
     members,
     models,
     predict,
+    projectfile,
     projects,
     samples,
     share,
@@ -30,14 +30,10 @@ from app.api import (
 from app.config import Settings, is_loopback
 from app.db import init_db, make_engine, make_session_factory, session_scope
 from app.embedders import EmbedderPool
-from app.inference import ModelCache, NoModel
+from app.inference import ModelCache
 from app.jobs import Worker
 from app.ml import checkpoint
-from app.ml.backbones import BackboneUnavailable
-from app.ml.checkpoint import CheckpointError
-from app.pages import login_redirect
 from app.pages import router as pages_router
-from app.security import Forbidden, NotAuthenticated
 from app.services import Services, resolve_device
 from app.storage import ImageStore
 from app.throttle import LoginThrottle
@@ -127,38 +123,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             services.engine.dispose()
 
     app = FastAPI(title="snapclass", version=__version__, lifespan=lifespan, description=API_DESCRIPTION)
-    for router in (system.router, auth.router, tokens.router, users.router, projects.router, members.router,
-                   classes.router, samples.router, training.router, predict.router, share.router, live.router,
-                   models.router, pages_router):
+    for router in (system.router, auth.router, tokens.router, users.router, projectfile.router, projects.router,
+                   members.router, classes.router, samples.router, training.router, predict.router, share.router,
+                   live.router, models.router, pages_router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=assets.STATIC), name="static")
-    _error_handlers(app)
+    errors.install(app)
     return app
-
-
-def _error_handlers(app: FastAPI) -> None:
-    def handler(code: int):
-        async def handle(_request: Request, exc: Exception) -> JSONResponse:
-            return JSONResponse(status_code=code, content={"detail": str(exc)})
-
-        return handle
-
-    async def not_authenticated(request: Request, exc: NotAuthenticated):
-        if not request.url.path.startswith(("/api/", "/s/")) and request.method in ("GET", "HEAD"):
-            return login_redirect(request)
-        return JSONResponse(status_code=401, content={"detail": str(exc)}, headers={"WWW-Authenticate": "Bearer"})
-
-    async def forbidden(request: Request, exc: Forbidden):
-        if not request.url.path.startswith(("/api/", "/s/")):
-            return HTMLResponse(f"<!doctype html><title>Not allowed</title><h1>Not allowed</h1><p>{escape(str(exc))}"
-                                "</p><p><a href='/'>All projects</a></p>", status_code=403)
-        return JSONResponse(status_code=403, content={"detail": str(exc)})
-
-    app.add_exception_handler(NotAuthenticated, not_authenticated)
-    app.add_exception_handler(Forbidden, forbidden)
-    app.add_exception_handler(accounts.InvalidInput, handler(422))
-    app.add_exception_handler(crud.NotFound, handler(404))
-    app.add_exception_handler(crud.Conflict, handler(409))
-    app.add_exception_handler(NoModel, handler(409))
-    app.add_exception_handler(BackboneUnavailable, handler(422))
-    app.add_exception_handler(CheckpointError, handler(500))

@@ -12,6 +12,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    TypeDecorator,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -19,6 +20,28 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """A moment in UTC, always timezone-aware in Python.
+
+    SQLite keeps no offset: it hands back naive datetimes, so a read row and a just-created one would
+    serialize differently (with and without "Z"). Stored as UTC, read back as UTC. The column type is still
+    DateTime(timezone=True), so the schema (and migrations compared with it) does not change.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(timezone.utc)  # SQLite would drop any other offset without converting
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
 
 
 class Base(DeclarativeBase):
@@ -96,7 +119,7 @@ class Project(Base):
     # The public read-only page's secret (TM's shareable link); NULL when not shared.
     share_token: Mapped[str | None] = mapped_column(String(64), unique=True, index=True, nullable=True)
     backbone: Mapped[str] = mapped_column(String(100))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # use_alter: projects and models point at each other.
     current_model_id: Mapped[int | None] = mapped_column(
         ForeignKey("trained_models.id", ondelete="SET NULL", use_alter=True), nullable=True
@@ -135,7 +158,7 @@ class ImageClass(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(100))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     project: Mapped[Project] = relationship(back_populates="classes")
     samples: Mapped[list[Sample]] = relationship(
@@ -158,7 +181,7 @@ class Sample(Base):
     source: Mapped[str] = mapped_column(String(16), default="upload")
     # Frames recorded in one webcam press share a burst; they stay together in the validation split.
     burst_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     image_class: Mapped[ImageClass] = relationship(back_populates="samples")
 
@@ -192,9 +215,9 @@ class Job(Base):
     model_id: Mapped[int | None] = mapped_column(
         ForeignKey("trained_models.id", ondelete="SET NULL"), nullable=True
     )
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class BackboneWeights(Base):
@@ -205,7 +228,7 @@ class BackboneWeights(Base):
     digest: Mapped[str] = mapped_column(String(64), primary_key=True)
     backbone: Mapped[str] = mapped_column(String(100))
     state: Mapped[bytes] = mapped_column(LargeBinary)  # torch.save of the state dict
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class TrainedModel(Base):
@@ -228,6 +251,6 @@ class TrainedModel(Base):
     # "None of these": below this similarity to the training data the answer is "unknown".
     unknown_threshold: Mapped[float | None] = mapped_column(Float, nullable=True)
     unknown_threshold_calibrated: Mapped[float | None] = mapped_column(Float, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     project: Mapped[Project] = relationship(back_populates="models", foreign_keys=[project_id])

@@ -3,38 +3,50 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-Name = Field(min_length=1, max_length=100)
-
-
-def _strip(value: str) -> str:
-    value = value.strip()
-    if not value:
-        raise ValueError("must not be blank")
-    return value
+from app.names import normalize_name
 
 
-class ProjectCreate(BaseModel):
-    model_config = ConfigDict(protected_namespaces=())
+class Body(BaseModel):
+    """A request body: JSON types are taken as they are, so `false` is no 0 and `"5"` no 5 (a JSON integer
+    still fills a number field)."""
 
-    name: str = Field(min_length=1, max_length=200)
+    model_config = ConfigDict(strict=True, protected_namespaces=())
+
+
+def _name(max_length: int):
+    def check(value: str) -> str:
+        value = normalize_name(value)
+        if len(value) > max_length:  # NFKC can lengthen a name ("ﷺ" is 18 letters)
+            raise ValueError(f"must be at most {max_length} characters")
+        return value
+
+    description = ("normalized: NFKC, invisible characters removed, white space collapsed; control characters "
+                   "are refused")
+    return Annotated[str, Field(min_length=1, max_length=max_length, description=description),
+                     AfterValidator(check)]
+
+
+ProjectName = _name(200)
+ClassName = _name(100)
+
+
+class ProjectCreate(Body):
+    name: ProjectName
     backbone: str | None = Field(default=None, description="a registry name from /api/health")
     base_model_id: int | None = Field(
         default=None, description="start from another project's model: reuse its (fine-tuned) backbone")
-    _strip = field_validator("name")(_strip)
 
 
-class ProjectRename(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-    _strip = field_validator("name")(_strip)
+class ProjectRename(Body):
+    name: ProjectName
 
 
-class ClassCreate(BaseModel):
-    name: str = Name
-    _strip = field_validator("name")(_strip)
+class ClassCreate(Body):
+    name: ClassName = Field(description="unique in its project, compared case-insensitively after normalizing")
 
 
 class ClassOut(BaseModel):
@@ -60,7 +72,7 @@ class ModelOut(BaseModel):
     metrics: dict
 
 
-class ModelUpdate(BaseModel):
+class ModelUpdate(Body):
     unknown_threshold: float | None = Field(
         default=None, ge=-1, le=1, description="similarity below which the answer is \"unknown\"")
     reset_unknown_threshold: bool = Field(default=False, description="back to the calibrated value")
@@ -117,7 +129,14 @@ class UploadOut(BaseModel):
     rejected: list[Rejected]
 
 
-class TrainRequest(BaseModel):
+class UploadRefusedOut(BaseModel):
+    """422 when no file of an upload was a valid image: nothing was stored."""
+
+    detail: str
+    rejected: list[Rejected]
+
+
+class TrainRequest(Body):
     """Every field but `mode` is optional: the defaults just work."""
 
     mode: Literal["auto", "head", "finetune"] = Field(
@@ -208,7 +227,7 @@ Username = Field(min_length=1, max_length=64, description="letters, digits and .
 Password = Field(min_length=8, max_length=256)
 
 
-class LoginIn(BaseModel):
+class LoginIn(Body):
     username: str = Field(max_length=200)
     password: str = Field(max_length=1000)
 
@@ -225,20 +244,19 @@ class AuthStatus(BaseModel):
     user: MeOut | None
 
 
-class SetupIn(BaseModel):
+class SetupIn(Body):
     code: str = Field(max_length=100, description="the one-time code `snapclass serve` printed in its log")
     username: str = Username
     password: str = Password
 
 
-class PasswordChange(BaseModel):
+class PasswordChange(Body):
     current_password: str = Field(max_length=1000)
     new_password: str = Password
 
 
-class TokenCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=100, description="what the token is for, e.g. 'lab laptop'")
-    _strip = field_validator("name")(_strip)
+class TokenCreate(Body):
+    name: _name(100) = Field(description="what the token is for, e.g. 'lab laptop'")
 
 
 class TokenOut(BaseModel):
@@ -261,7 +279,7 @@ class UserOut(BaseModel):
     project_count: int
 
 
-class UserCreate(BaseModel):
+class UserCreate(Body):
     username: str = Username
     password: str | None = Field(default=None, min_length=8, max_length=256,
                                  description="omit to have one generated (shown once in the answer)")
@@ -274,7 +292,7 @@ class UserCreated(BaseModel):
     password: str | None = Field(description="the generated password, shown this once; null if you chose one")
 
 
-class UsersBulkCreate(BaseModel):
+class UsersBulkCreate(Body):
     usernames: list[str] = Field(min_length=1, max_length=500, description="e.g. a class list")
     is_admin: bool = False
 
@@ -289,16 +307,16 @@ class UsersBulkCreated(BaseModel):
     skipped: list[Skipped]
 
 
-class UserUpdate(BaseModel):
+class UserUpdate(Body):
     is_admin: bool
 
 
-class PasswordReset(BaseModel):
+class PasswordReset(Body):
     password: str | None = Field(default=None, min_length=8, max_length=256,
                                  description="omit to have one generated (shown once in the answer)")
 
 
-class MemberIn(BaseModel):
+class MemberIn(Body):
     username: str = Field(min_length=1, max_length=200)
     role: Literal["viewer", "editor"]
 

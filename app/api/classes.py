@@ -4,10 +4,14 @@ from fastapi import APIRouter, Response
 
 from app import access, crud
 from app.access import Level
+from app.api import errors
 from app.api.deps import ActorDep, Id, ServicesDep, SessionDep
 from app.schemas import ClassCreate, ClassOut
 
-router = APIRouter(prefix="/api", tags=["classes"])
+# Every route names a project or class by id.
+router = APIRouter(prefix="/api", tags=["classes"], responses=errors.responses(404, 422))
+
+DUPLICATE = errors.error(409, "a class of that name exists in the project (names compare case-insensitively)")
 
 
 def _out(session, image_class) -> ClassOut:
@@ -16,13 +20,13 @@ def _out(session, image_class) -> ClassOut:
 
 
 @router.post("/projects/{project_id}/classes", response_model=ClassOut, status_code=201,
-             responses={409: {"description": "a class of that name exists in the project"}})
+             responses=DUPLICATE)
 def create_class(project_id: Id, body: ClassCreate, session: SessionDep, actor: ActorDep):
     access.project(session, actor, project_id, Level.EDIT)
     return _out(session, crud.create_class(session=session, project_id=project_id, name=body.name))
 
 
-@router.patch("/classes/{class_id}", response_model=ClassOut)
+@router.patch("/classes/{class_id}", response_model=ClassOut, responses=DUPLICATE)
 def rename_class(class_id: Id, body: ClassCreate, session: SessionDep, actor: ActorDep):
     access.image_class(session, actor, class_id, Level.EDIT)
     return _out(session, crud.rename_class(session=session, class_id=class_id, name=body.name))

@@ -6,11 +6,13 @@ from fastapi import APIRouter, Response
 
 from app import access, crud
 from app.access import Level
+from app.api import errors
 from app.api.deps import ActorDep, Id, ServicesDep, SessionDep
 from app.api.views import model_out
 from app.schemas import ModelOut, ModelUpdate
 
-router = APIRouter(prefix="/api", tags=["models"])
+# Every route names a project or model by id.
+router = APIRouter(prefix="/api", tags=["models"], responses=errors.responses(404, 422))
 
 
 @router.get("/projects/{project_id}/models", response_model=list[ModelOut])
@@ -52,7 +54,7 @@ def update_model(model_id: Id, body: ModelUpdate, session: SessionDep, services:
     return model_out(model, model.project.current_model_id, full=False)
 
 
-@router.delete("/models/{model_id}", status_code=204, responses={409: {"description": "it is the current model"}})
+@router.delete("/models/{model_id}", status_code=204, responses=errors.error(409, "it is the current model"))
 def delete_model(model_id: Id, session: SessionDep, actor: ActorDep):
     access.model(session, actor, model_id, Level.EDIT)
     crud.delete_model(session=session, model_id=model_id)

@@ -9,19 +9,21 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
 from app import access, images
+from app.api import errors
 from app.api.deps import ActorDep, Id, ServicesDep, SessionDep
 from app.api.samples import read_upload
 from app.exports import export_model
 from app.schemas import PredictOut
 from app.services import Services
 
-router = APIRouter(prefix="/api/projects", tags=["prediction"])
+# Every route names a project by id.
+router = APIRouter(prefix="/api/projects", tags=["prediction"], responses=errors.responses(404, 422))
 
-NO_MODEL = {409: {"description": "the project has no trained model yet"}}
+NO_MODEL = errors.error(409, "the project has no trained model yet")
 
 
 @router.post("/{project_id}/predict", response_model=PredictOut,
-             responses={**NO_MODEL, 422: {"description": "the file is not a valid image"}})
+             responses={**NO_MODEL, **errors.error(422, "the file is not a valid image, or the form does not match")})
 def predict(project_id: Id, file: Annotated[UploadFile, File()], services: ServicesDep, session: SessionDep,
             actor: ActorDep,
             unknown_threshold: Annotated[float | None, Query(

@@ -4,12 +4,16 @@ from fastapi import APIRouter, HTTPException, Response
 
 from app import access, crud
 from app.access import Level
+from app.api import errors
 from app.api.deps import ActorDep, Id, ServicesDep, SessionDep
 from app.api.views import project_detail, project_out
 from app.ml.backbones import get_spec
 from app.schemas import ProjectCreate, ProjectDetail, ProjectOut, ProjectRename
 
 router = APIRouter(prefix="/api/projects", tags=["projects"])
+
+# The routes that name a project by id.
+BY_ID = errors.responses(404, 422)
 
 
 @router.get("", response_model=list[ProjectOut])
@@ -18,7 +22,7 @@ def list_projects(session: SessionDep, actor: ActorDep):
     return [project_out(session, p) for p in access.visible_projects(session, actor)]
 
 
-@router.post("", response_model=ProjectDetail, status_code=201)
+@router.post("", response_model=ProjectDetail, status_code=201, responses=errors.responses(422))
 def create_project(body: ProjectCreate, session: SessionDep, services: ServicesDep, actor: ActorDep):
     base = None
     if body.base_model_id is not None:
@@ -37,12 +41,12 @@ def create_project(body: ProjectCreate, session: SessionDep, services: ServicesD
     return project_detail(session, project, actor)
 
 
-@router.get("/{project_id}", response_model=ProjectDetail)
+@router.get("/{project_id}", response_model=ProjectDetail, responses=BY_ID)
 def get_project(project_id: Id, session: SessionDep, actor: ActorDep):
     return project_detail(session, access.project(session, actor, project_id), actor)
 
 
-@router.patch("/{project_id}", response_model=ProjectDetail)
+@router.patch("/{project_id}", response_model=ProjectDetail, responses=BY_ID)
 def rename_project(project_id: Id, body: ProjectRename, session: SessionDep, actor: ActorDep):
     project = access.project(session, actor, project_id, Level.OWN)
     project.name = body.name
@@ -50,7 +54,7 @@ def rename_project(project_id: Id, body: ProjectRename, session: SessionDep, act
     return project_detail(session, project, actor)
 
 
-@router.delete("/{project_id}", status_code=204)
+@router.delete("/{project_id}", status_code=204, responses=BY_ID)
 def delete_project(project_id: Id, session: SessionDep, services: ServicesDep, actor: ActorDep):
     project = access.project(session, actor, project_id, Level.OWN)
     job = crud.active_job(session=session, project_id=project_id)

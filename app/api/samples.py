@@ -7,13 +7,15 @@ from fastapi.responses import JSONResponse
 
 from app import access, crud
 from app.access import Level
+from app.api import errors
 from app.api.deps import ActorDep, Id, ServicesDep, SessionDep
 from app.api.views import sample_out
-from app.schemas import SampleOut, UploadOut
+from app.schemas import SampleOut, UploadOut, UploadRefusedOut
 from app.storage import ORIGINAL, THUMB, WORK
 from app.uploads import store_files
 
-router = APIRouter(prefix="/api", tags=["samples"])
+# Every route names a class or sample by id.
+router = APIRouter(prefix="/api", tags=["samples"], responses=errors.responses(404, 422))
 
 MEDIA = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp",
          "BMP": "image/bmp", "TIFF": "image/tiff"}
@@ -26,14 +28,16 @@ def read_upload(upload: UploadFile, limit: int) -> bytes:
 
 @router.post(
     "/classes/{class_id}/samples", response_model=UploadOut, status_code=201,
-    responses={422: {"description": "no file was a valid image; nothing was stored"}},
+    responses={**errors.error(413, "more files than one upload may hold"),
+               **errors.error(422, "no file was a valid image (nothing was stored), or the form does not match",
+                              UploadRefusedOut | errors.InvalidRequestOut)},
 )
 def upload_samples(
     class_id: Id,
     session: SessionDep,
     services: ServicesDep,
     actor: ActorDep,
-    files: Annotated[list[UploadFile], File(description="one or many images")],
+    files: Annotated[list[UploadFile], File(description="one or many images", min_length=1)],
     burst_id: Annotated[str | None, Form(max_length=64, pattern=r"^[A-Za-z0-9_-]+$",
                                          description="frames of one webcam press share one")] = None,
     source: Annotated[str, Form(pattern="^(upload|webcam)$")] = "upload",

@@ -4,11 +4,13 @@ from fastapi import APIRouter, HTTPException
 
 from app import access, crud
 from app.access import Level
+from app.api import errors
 from app.api.deps import ActorDep, Id, ServicesDep, SessionDep
 from app.schemas import JobCreated, JobOut, TrainRequest
 from app.training import NotTrainable, check_trainable
 
-router = APIRouter(prefix="/api", tags=["training"])
+# Every route names a project or job by id.
+router = APIRouter(prefix="/api", tags=["training"], responses=errors.responses(404, 422))
 
 
 def job_out(job) -> JobOut:
@@ -16,7 +18,7 @@ def job_out(job) -> JobOut:
 
 
 @router.post("/projects/{project_id}/train", response_model=JobCreated, status_code=202,
-             responses={409: {"description": "not trainable yet, or a training job is already active"}})
+             responses=errors.error(409, "not trainable yet, or a training job is already active"))
 def train(project_id: Id, body: TrainRequest, session: SessionDep, services: ServicesDep, actor: ActorDep):
     project = access.project(session, actor, project_id, Level.EDIT)
     counts = crud.sample_counts(session=session, project_id=project_id)
@@ -40,7 +42,7 @@ def get_job(job_id: Id, session: SessionDep, actor: ActorDep):
 
 
 @router.post("/jobs/{job_id}/cancel", status_code=202, response_model=JobOut,
-             responses={409: {"description": "the job has already finished"}})
+             responses=errors.error(409, "the job has already finished"))
 def cancel_job(job_id: Id, session: SessionDep, services: ServicesDep, actor: ActorDep):
     access.job(session, actor, job_id, Level.EDIT)
     if not services.worker.cancel(job_id):

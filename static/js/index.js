@@ -1,5 +1,6 @@
-// The projects list: create a project (from a pretrained network or another project's model), delete one.
-import { api } from "./api.js";
+// The projects list: create a project (from a pretrained network or another project's model), open a project
+// file, delete one.
+import { api, uploadForm } from "./api.js";
 import { confirmDialog, percent, showError, toast, whileBusy } from "./ui.js";
 
 const form = document.getElementById("new-project-form");
@@ -98,6 +99,33 @@ list.addEventListener("click", async (event) => {
       toast(`Deleted “${name}”.`, "success");
     } catch (err) {
       showError(err, "Could not delete the project");
+    }
+  });
+});
+
+// "Open a project file": the server checks the whole file and makes a new project, or says what is wrong.
+const openButton = document.querySelector("[data-action=open-project-file]");
+const fileInput = document.querySelector("[data-role=project-file-input]");
+
+openButton.addEventListener("click", () => fileInput.click());
+fileInput.addEventListener("change", async () => {
+  const file = fileInput.files[0];
+  fileInput.value = "";
+  if (!file) return;
+  const label = openButton.querySelector("[data-role=label]");
+  const form = new FormData();
+  form.append("file", file);
+  await whileBusy(openButton, async () => {
+    try {
+      label.textContent = "Opening…";
+      const project = await uploadForm("/api/projects/import", form, (f) => {
+        label.textContent = f < 1 ? `Uploading… ${percent(f, 0)}` : "Checking the file…";
+      });
+      window.location.assign(`/projects/${project.id}`);
+    } catch (err) {
+      showError(err, `Could not open “${file.name}”`);
+    } finally {
+      label.textContent = "Open a project file";
     }
   });
 });
