@@ -1,5 +1,17 @@
 # snapclass on CPU:  docker build -t snapclass . && docker run -p 8000:8000 -v snapclass-data:/data snapclass
 # For an NVIDIA GPU, build with CUDA wheels: --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cu130
+
+# Stage 1: build the wheel, as `pip install snapclass` would get it (templates and static files inside).
+FROM python:3.11-slim AS wheel
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+COPY pyproject.toml setup.py README.md ./
+COPY app ./app
+COPY templates ./templates
+COPY static ./static
+RUN pip wheel --no-deps --wheel-dir /wheels .
+
+# Stage 2: install that wheel; no source checkout in the image.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -11,19 +23,16 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 RUN pip install torch==2.14.1 torchvision==0.29.1 --index-url "$TORCH_INDEX_URL"
 
-WORKDIR /app
-COPY pyproject.toml README.md* ./
-COPY app ./app
-COPY templates ./templates
-COPY static ./static
-# Editable: the app finds templates/ and static/ beside its package directory (/app), which a
-# plain `pip install .` would leave behind when it copies app/ into site-packages.
-RUN pip install -e .
+# The wheel's own requirements accept the torch above, so pip keeps it and fetches only the rest.
+COPY --from=wheel /wheels /tmp/wheels
+RUN pip install /tmp/wheels/snapclass-*.whl && rm -rf /tmp/wheels
 
 RUN useradd --create-home --uid 1000 snapclass \
     && mkdir -p /data \
     && chown snapclass:snapclass /data
 USER snapclass
+# Not the package's directory: the app must not depend on where it is started from.
+WORKDIR /home/snapclass
 
 ENV SNAPCLASS_DATA_DIR=/data
 VOLUME /data

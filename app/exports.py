@@ -38,7 +38,7 @@ def build_classifier(model: TrainedModel, embedders: EmbedderPool) -> Classifier
 
 def export_model(model: TrainedModel, project_name: str, fmt: str, *, cache_dir: Path,
                  embedders: EmbedderPool) -> Path:
-    """The model as an ONNX or TorchScript file; built once per model and format, then reused."""
+    """The model as an ONNX, pt2 or TorchScript file; built once per model and format, then reused."""
     path = export_path(cache_dir, model, fmt)
     with _locks_guard:
         lock = _locks.setdefault((model.id, fmt), threading.Lock())

@@ -5,12 +5,11 @@ from __future__ import annotations
 import logging
 import secrets
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from app import __version__, accounts, crud, docs
+from app import __version__, accounts, assets, crud, docs
 from app.api import (
     auth,
     classes,
@@ -42,7 +41,6 @@ from app.storage import ImageStore
 from app.throttle import LoginThrottle
 from app.training import make_train_handler
 
-ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("snapclass")
 
 API_DESCRIPTION = f"""Self-hosted, no-code image-classifier trainer.
@@ -142,7 +140,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    live.router, models.router, pages_router, docs.router):
         app.include_router(router)
     app.mount(docs.ASSETS_URL, docs.assets, name="docs-assets")
-    app.mount("/static", StaticFiles(directory=ROOT / "static"), name="static")
+    app.mount("/static", StaticFiles(directory=assets.STATIC), name="static")
     # Whatever the login mode: a page on another site must not act through the user's browser.
     app.add_middleware(CrossSiteGuard, allowed_origins=settings.allowed_origins)
     errors.install(app)

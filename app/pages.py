@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
-from app import __version__, access, accounts, crud, sharing
+from app import __version__, access, accounts, assets, crud, sharing
 from app.api.deps import ActorDep, ServicesDep, SessionDep
 from app.api.views import project_detail, project_out
 from app.db import session_scope
 from app.ml.backbones import BackboneUnavailable, get_spec, list_backbones
 from app.security import Actor, Forbidden, identify
 
-templates = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "templates")
+templates = Jinja2Templates(directory=assets.TEMPLATES)
 templates.env.globals["version"] = __version__
 
 router = APIRouter(include_in_schema=False)

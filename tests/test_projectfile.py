@@ -325,7 +325,7 @@ def test_the_good_file_itself_imports(client, good_file):
     assert r.json()["model"]["version"] == 1 and len(r.json()["classes"]) == 3
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+@pytest.mark.parametrize("fmt", ["onnx", "pt2", "torchscript"])
 def test_a_model_file_is_recognised_and_refused_for_now(client, data_dir, original, fmt):
     model_file = client.get(f"/api/projects/{original['pid']}/model/download", params={"format": fmt})
     assert model_file.status_code == 200

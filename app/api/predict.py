@@ -49,10 +49,13 @@ def answer_upload(services: Services, project_id: int, file: UploadFile, thresho
 
 class ExportFormat(str, Enum):
     onnx = "onnx"
+    pt2 = "pt2"
     torchscript = "torchscript"
 
 
-MEDIA = {"onnx": "application/octet-stream", "torchscript": "application/octet-stream"}
+# pt2 is a zip inside, but says so to no browser: Safari unpacks downloaded zips.
+MEDIA = {"onnx": "application/octet-stream", "pt2": "application/octet-stream",
+         "torchscript": "application/octet-stream"}
 
 DOWNLOAD_DOC = """The project's current model, backbone and head in one file, giving class probabilities.
 
@@ -60,8 +63,16 @@ DOWNLOAD_DOC = """The project's current model, backbone and head in one file, gi
   resize the image so its shorter side is S (bilinear), then center-crop S×S. S is the metadata key
   `input_size`. Output `probabilities`: `N×K`, in the order of the metadata key `labels` (a JSON list).
   Mean/std normalisation is inside the model; the metadata key `preprocessing` describes it.
-* `torchscript`: `torch.jit.load(path, _extra_files={"labels": "", "input_size": "", "preprocessing": ""})`;
-  same input and output; the same metadata comes back in `_extra_files`.
+  A second output, `similarity`, is the mean cosine similarity to the nearest training photos: below the
+  metadata key `unknown_threshold` the photo is none of the classes.
+* `pt2` (torch.export): `ep = torch.export.load(path, extra_files={"labels": "", "input_size": "",
+  "preprocessing": "", "unknown_threshold": ""})`; `ep.module()(x)` gives the probabilities, for any batch size;
+  the extra files carry the metadata as JSON text. The archive holds a second program, `with_similarity`,
+  giving `(probabilities, similarity)` in one pass: `torch.export.pt2_archive._package.load_pt2(path)
+  .exported_programs["with_similarity"].module()(x)` (torch.export.load returns only the first).
+* `torchscript` (legacy: the pinned torch deprecates `torch.jit.save`; offered while it still loads it, use
+  `pt2` instead): `torch.jit.load(path, _extra_files={"labels": "", "input_size": "", "preprocessing": ""})`;
+  same input and output, and the method `similarity`; the same metadata comes back in `_extra_files`.
 """
 
 

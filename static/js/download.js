@@ -3,6 +3,9 @@
 import { ApiError, dispositionFilename, errorText } from "./api.js";
 import { events, showError, toast } from "./ui.js";
 
+// Only for a response without a file name; the server's Content-Disposition normally names the file.
+const EXTENSIONS = { onnx: "onnx", pt2: "pt2", torchscript: "pt" };
+
 export function initDownloads(project) {
   const panel = document.getElementById("download-panel");
   const links = [...panel.querySelectorAll("[data-role=download]")];
@@ -39,7 +42,7 @@ export function initDownloads(project) {
       }
       const blob = await response.blob();
       const name = dispositionFilename(response.headers.get("Content-Disposition")) ||
-        `model.${link.dataset.format === "onnx" ? "onnx" : "pt"}`;
+        `model.${EXTENSIONS[link.dataset.format] || link.dataset.format}`;
       const url = URL.createObjectURL(blob);
       const a = Object.assign(document.createElement("a"), { href: url, download: name, hidden: true });
       document.body.append(a);

@@ -117,6 +117,12 @@ def test_build_train_try_and_download(page: Page, hymenoptera: Path, tmp_path: P
     meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
     assert json.loads(meta["labels"]) == ["ants", "bees"]
     expect(page.get_by_test_id("download-onnx")).to_have_text("ONNX")
+    # The pt2 (torch.export) file comes the same way; test_pt2.py runs it.
+    expect(page.get_by_test_id("download-notes")).to_contain_text("torch.export")
+    with page.expect_download(timeout=TRAIN_TIMEOUT_MS) as info:
+        page.get_by_test_id("download-pt2").click()
+    assert info.value.failure() is None and info.value.suggested_filename.endswith(".pt2")
+    expect(page.get_by_test_id("download-pt2")).to_have_text("PyTorch .pt2")
     expect(error_toast(page)).to_have_count(0)
     page.screenshot(path=str(tmp_path / "project-trained.png"), full_page=True)
 
