@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
 from starlette.requests import HTTPConnection
 
 from app import accounts
-from app.config import Settings
+from app.config import Settings, is_loopback
 from app.models import User
 
 SESSION_COOKIE = "snapclass_session"
@@ -67,4 +68,18 @@ def identify(conn: HTTPConnection, session: Session, settings: Settings) -> Acto
         user = accounts.user_for_session(session=session, secret=cookie)
         if user is not None:
             return actor_of(user)
-    return None if settings.login_required else LOCAL
+    if settings.login_required:
+        return None
+    if not addressed_locally(conn):
+        # DNS rebinding: a hostile site whose name resolves to 127.0.0.1 reaches a loopback server as "itself"
+        # (its Origin and Host agree), so only a Host naming this machine gets the login-free local user.
+        raise NotAuthenticated("without login this server answers only at a loopback address such as "
+                               "http://127.0.0.1 or http://localhost")
+    return LOCAL
+
+
+def addressed_locally(conn: HTTPConnection) -> bool:
+    """The Host header names a loopback address, or the very address the server listens on."""
+    hostname = (urlsplit("//" + conn.headers.get("host", "")).hostname or "").lower()
+    server = conn.scope.get("server")
+    return is_loopback(hostname) or (server is not None and hostname == str(server[0]).lower())

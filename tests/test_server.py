@@ -32,3 +32,17 @@ def test_a_created_row_is_readable_as_soon_as_its_201_arrives(served):
             assert r.status_code == 201, (i, r.text)
             assert client.patch(f"/api/classes/{r.json()['id']}", json={"name": "d"}).status_code == 200
             assert client.get(f"/api/projects/{pid}").json()["classes"][0]["name"] == "d"
+
+
+def test_without_login_only_a_local_host_name_gets_in(served):
+    """DNS rebinding: a site whose name resolves to 127.0.0.1 must not become the login-free local user."""
+    url, _ = served
+    port = url.rsplit(":", 1)[1]
+    for host, allowed in ((f"127.0.0.1:{port}", True), (f"localhost:{port}", True), (f"[::1]:{port}", True),
+                          (f"evil.example:{port}", False), ("evil.example", False)):
+        r = httpx.get(f"{url}/api/projects", headers={"Host": host})
+        assert (r.status_code == 200) is allowed, (host, r.status_code, r.text)
+        if not allowed:
+            assert r.status_code == 401 and "loopback" in r.json()["detail"]
+            page = httpx.get(f"{url}/", headers={"Host": host})
+            assert page.status_code == 303 and page.headers["location"].startswith("/login")
