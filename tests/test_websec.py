@@ -16,12 +16,18 @@ ALLOWED = "https://school.example, http://lab.example:8080"
 OWN = "http://testserver"  # TestClient's base URL: scheme + Host of every request it makes
 
 
-@pytest.fixture
-def site(tmp_path, cache_dir):
-    """The client of every cross-site test: whatever sets it up (a login mode, a signed-in user) the cross-site
-    rules must hold the same, so parametrizing this fixture re-runs all of them."""
-    settings = Settings(data_dir=tmp_path / "data", cache_path=cache_dir, allowed_origins=ALLOWED)
+@pytest.fixture(params=["auto", "off", "required"], ids=["login auto", "login off", "login required"])
+def site(request, tmp_path, cache_dir):
+    """The client of every cross-site test, in every login mode (signed in where login is required): the
+    cross-site rules hold the same whatever the mode."""
+    settings = Settings(data_dir=tmp_path / "data", cache_path=cache_dir, allowed_origins=ALLOWED,
+                        auth=request.param)
     with TestClient(create_app(settings)) as c:
+        if request.param == "required":
+            code = c.app.state.services.setup_code
+            r = c.post("/api/auth/setup", json={"code": code, "username": "admin", "password": "long enough"})
+            assert r.status_code == 201, r.text
+            assert c.get("/api/projects").status_code == 200
         yield c
 
 
