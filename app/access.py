@@ -41,46 +41,39 @@ def level(session: Session, actor: Actor, project: Project) -> Level:
     return ROLES.get(role, Level.NONE)
 
 
-def project(session: Session, actor: Actor, project_id: int, need: Level = Level.VIEW) -> Project:
-    found = session.get(Project, project_id)
-    have = level(session, actor, found) if found is not None else Level.NONE
+def _allowed(session: Session, actor: Actor, found, owner: Project | None, what: str, ident: int, need: Level):
+    """`found` (a row of `owner`, or the project itself), if the actor's level on the project reaches `need`."""
+    have = level(session, actor, owner) if found is not None and owner is not None else Level.NONE
     if have == Level.NONE:
-        raise crud.NotFound(f"project {project_id} not found")
+        raise crud.NotFound(f"{what} {ident} not found")
     if have < need:
         raise Forbidden(f"as a {have.role} of this project you may not {ACTIONS[need]} it; ask its owner")
     return found
 
 
+def project(session: Session, actor: Actor, project_id: int, need: Level = Level.VIEW) -> Project:
+    found = session.get(Project, project_id)
+    return _allowed(session, actor, found, found, "project", project_id, need)
+
+
 def image_class(session: Session, actor: Actor, class_id: int, need: Level = Level.VIEW) -> ImageClass:
     found = session.get(ImageClass, class_id)
-    if found is None or level(session, actor, found.project) == Level.NONE:
-        raise crud.NotFound(f"class {class_id} not found")
-    project(session, actor, found.project_id, need)
-    return found
+    return _allowed(session, actor, found, found and found.project, "class", class_id, need)
 
 
 def sample(session: Session, actor: Actor, sample_id: int, need: Level = Level.VIEW) -> Sample:
     found = session.get(Sample, sample_id)
-    if found is None or level(session, actor, found.image_class.project) == Level.NONE:
-        raise crud.NotFound(f"sample {sample_id} not found")
-    project(session, actor, found.image_class.project_id, need)
-    return found
+    return _allowed(session, actor, found, found and found.image_class.project, "sample", sample_id, need)
 
 
 def job(session: Session, actor: Actor, job_id: int, need: Level = Level.VIEW) -> Job:
     found = session.get(Job, job_id)
-    if found is None or level(session, actor, session.get(Project, found.project_id)) == Level.NONE:
-        raise crud.NotFound(f"job {job_id} not found")
-    project(session, actor, found.project_id, need)
-    return found
+    return _allowed(session, actor, found, found and session.get(Project, found.project_id), "job", job_id, need)
 
 
 def model(session: Session, actor: Actor, model_id: int, need: Level = Level.VIEW) -> TrainedModel:
     found = session.get(TrainedModel, model_id)
-    if found is None or level(session, actor, found.project) == Level.NONE:
-        raise crud.NotFound(f"model {model_id} not found")
-    project(session, actor, found.project_id, need)
-    return found
+    return _allowed(session, actor, found, found and found.project, "model", model_id, need)
 
 
 def visible_projects(session: Session, actor: Actor) -> Sequence[Project]:
