@@ -70,7 +70,7 @@ def identify(conn: HTTPConnection, session: Session, settings: Settings) -> Acto
             return actor_of(user)
     if settings.login_required:
         return None
-    if not addressed_locally(conn):
+    if not addressed_locally(conn, settings):
         # DNS rebinding: a hostile site whose name resolves to 127.0.0.1 reaches a loopback server as "itself"
         # (its Origin and Host agree), so only a Host naming this machine gets the login-free local user.
         raise NotAuthenticated("without login this server answers only at a loopback address such as "
@@ -78,8 +78,10 @@ def identify(conn: HTTPConnection, session: Session, settings: Settings) -> Acto
     return LOCAL
 
 
-def addressed_locally(conn: HTTPConnection) -> bool:
-    """The Host header names a loopback address, or the very address the server listens on."""
+def addressed_locally(conn: HTTPConnection, settings: Settings) -> bool:
+    """The Host header names a loopback address, the very address the server listens on, or the host of an
+    origin the admin listed in SNAPCLASS_ALLOWED_ORIGINS."""
     hostname = (urlsplit("//" + conn.headers.get("host", "")).hostname or "").lower()
     server = conn.scope.get("server")
-    return is_loopback(hostname) or (server is not None and hostname == str(server[0]).lower())
+    listed = {urlsplit(origin).hostname for origin in settings.allowed_origins}
+    return is_loopback(hostname) or (server is not None and hostname == str(server[0]).lower()) or hostname in listed

@@ -46,3 +46,9 @@ def test_without_login_only_a_local_host_name_gets_in(served):
             assert r.status_code == 401 and "loopback" in r.json()["detail"]
             page = httpx.get(f"{url}/", headers={"Host": host})
             assert page.status_code == 303 and page.headers["location"].startswith("/login")
+
+
+def test_a_host_name_the_admin_listed_counts_as_this_machine(tmp_path):
+    with server(tmp_path / "data", env={"SNAPCLASS_ALLOWED_ORIGINS": "http://snap.lan:8000"}) as (url, _):
+        assert httpx.get(f"{url}/api/projects", headers={"Host": "snap.lan:8000"}).status_code == 200
+        assert httpx.get(f"{url}/api/projects", headers={"Host": "evil.example:8000"}).status_code == 401

@@ -8,6 +8,7 @@ import math
 from fastapi import APIRouter, HTTPException, Request, Response
 
 from app import accounts
+from app.api import errors
 from app.api.deps import ActorDep, ServicesDep, SessionDep
 from app.models import User
 from app.schemas import AuthStatus, LoginIn, MeOut, PasswordChange, SetupIn
@@ -43,7 +44,7 @@ def _client(request: Request) -> str:
 
 
 @router.post("/login", response_model=MeOut, responses={
-    401: {"description": WRONG}, 429: {"description": "too many failures: wait Retry-After seconds"}})
+    **errors.error(401, WRONG), **errors.error(429, "too many failures: wait Retry-After seconds")})
 def login(body: LoginIn, request: Request, response: Response, session: SessionDep, services: ServicesDep):
     """Sign in: a session cookie (HttpOnly, SameSite=Lax; Secure over HTTPS) comes with the answer."""
     keys = [f"user:{body.username.strip().casefold()}", _client(request)]
@@ -68,7 +69,7 @@ def logout(request: Request, session: SessionDep):
     return response
 
 
-@router.get("/me", response_model=MeOut, responses={401: {"description": "not signed in"}})
+@router.get("/me", response_model=MeOut, responses=errors.error(401, "not signed in"))
 def me(actor: ActorDep):
     return me_out(actor)
 
@@ -86,8 +87,8 @@ def status(request: Request, session: SessionDep, services: ServicesDep):
 
 
 @router.post("/setup", response_model=MeOut, status_code=201, responses={
-    403: {"description": "wrong setup code"}, 409: {"description": "the first account exists already"},
-    429: {"description": "too many failures"}})
+    **errors.error(403, "wrong setup code"), **errors.error(409, "the first account exists already"),
+    **errors.error(429, "too many failures")})
 def setup(body: SetupIn, request: Request, response: Response, session: SessionDep, services: ServicesDep):
     """Make the server's first account, an admin, with the one-time code `snapclass serve` printed in its log."""
     if accounts.count_users(session=session) > 0 or services.setup_code is None:
@@ -105,7 +106,7 @@ def setup(body: SetupIn, request: Request, response: Response, session: SessionD
 
 
 @router.post("/password", status_code=204, responses={
-    403: {"description": "the current password is wrong"}, 409: {"description": "the local user has none"}})
+    **errors.error(403, "the current password is wrong"), **errors.error(409, "the local user has none")})
 def change_password(body: PasswordChange, request: Request, session: SessionDep, services: ServicesDep,
                     actor: ActorDep):
     """Change your password. Every session of the account is signed out; this browser gets a fresh one."""

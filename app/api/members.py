@@ -6,6 +6,7 @@ from fastapi import APIRouter, HTTPException, Response
 
 from app import access, accounts, crud
 from app.access import Level
+from app.api import errors
 from app.api.deps import ActorDep, Id, SessionDep
 from app.models import ProjectMember
 from app.schemas import MemberIn, MemberOut
@@ -25,7 +26,7 @@ def list_members(project_id: Id, session: SessionDep, actor: ActorDep):
 
 
 @router.post("", response_model=list[MemberOut], status_code=201, responses={
-    422: {"description": "no such account"}, 409: {"description": "that account owns the project"}})
+    **errors.error(422, "no such account"), **errors.error(409, "that account owns the project")})
 def add_member(project_id: Id, body: MemberIn, session: SessionDep, actor: ActorDep):
     """Add someone as viewer or editor (or change their role). Owner or admin only. Answers the new list."""
     project = access.project(session, actor, project_id, Level.OWN)

@@ -13,6 +13,7 @@ from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
 from app import access
+from app.api import errors
 from app.api.deps import ActorDep, Id, ServicesDep, SessionDep
 from app.api.views import project_detail
 from app.projectfile import ProjectFileError
@@ -73,10 +74,10 @@ def export_project(project_id: Id, session: SessionDep, services: ServicesDep, a
 
 
 @router.post("/import", response_model=ProjectDetail, status_code=201, description=IMPORT_DOC, responses={
-    400: {"description": "not a zip file"},
-    413: {"description": "the file, an entry, the entry count, the unpacked size or a compression ratio is over "
-                         "the limits"},
-    422: {"description": "the file is not a valid snapclass project file (the detail says why); nothing stored"}})
+    **errors.error(400, "not a zip file"),
+    **errors.error(413, "the file, an entry, the entry count, the unpacked size or a compression ratio is over "
+                         "the limits"),
+    **errors.error(422, "the file is not a valid snapclass project file (the detail says why); nothing stored")})
 def import_project_file(file: Annotated[UploadFile, File(description="a file saved by export")],
                         session: SessionDep, services: ServicesDep, actor: ActorDep):
     file.file.seek(0, os.SEEK_END)

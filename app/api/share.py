@@ -8,6 +8,7 @@ from fastapi import APIRouter, File, Request, Response, UploadFile
 
 from app import access, sharing
 from app.access import Level
+from app.api import errors
 from app.api.deps import ActorDep, Id, ServicesDep, SessionDep
 from app.api.predict import NO_MODEL, answer_upload
 from app.schemas import PredictOut, ShareOut
@@ -42,7 +43,7 @@ def unshare(project_id: Id, session: SessionDep, actor: ActorDep):
 
 
 @router.post("/s/{token}/predict", response_model=PredictOut,
-             responses={**NO_MODEL, 404: {"description": "no such share link (or revoked)"}})
+             responses={**NO_MODEL, **errors.error(404, "no such share link (or revoked)")})
 def shared_predict(token: str, file: Annotated[UploadFile, File()], session: SessionDep, services: ServicesDep):
     """Like `POST /api/projects/{id}/predict`, for anyone holding the share link; no login."""
     project_id = sharing.shared_model(session=session, token=token).project_id

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Response
 
 from app import accounts
+from app.api import errors
 from app.api.deps import ActorDep, Id, SessionDep
 from app.models import User
 from app.schemas import TokenCreate, TokenCreated, TokenOut
@@ -19,7 +20,7 @@ def _user_id(actor: Actor) -> int:
     return actor.user_id
 
 
-@router.post("", response_model=TokenCreated, status_code=201, responses={409: {"description": "login is off"}})
+@router.post("", response_model=TokenCreated, status_code=201, responses=errors.error(409, "login is off"))
 def create_token(body: TokenCreate, session: SessionDep, actor: ActorDep):
     """A new token, shown in this answer only: only its hash is stored."""
     user = session.get(User, _user_id(actor))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from app import accounts
+from app.api import errors
 from app.api.deps import ActorDep, SessionDep
 from app.models import User
 from app.schemas import (
@@ -19,7 +20,7 @@ from app.schemas import (
 )
 from app.security import Actor, Forbidden
 
-router = APIRouter(prefix="/api/users", tags=["accounts"], responses={403: {"description": "admins only"}})
+router = APIRouter(prefix="/api/users", tags=["accounts"], responses=errors.error(403, "admins only"))
 
 
 def _admin(actor: Actor) -> None:
@@ -35,7 +36,7 @@ def list_users(session: SessionDep, actor: ActorDep):
                     project_count=owned.get(u.id, 0)) for u in accounts.list_users(session=session)]
 
 
-@router.post("", response_model=UserCreated, status_code=201, responses={409: {"description": "name taken"}})
+@router.post("", response_model=UserCreated, status_code=201, responses=errors.error(409, "name taken"))
 def create_user(body: UserCreate, session: SessionDep, actor: ActorDep):
     """One account. Without a password in the request, one is generated and shown in this answer only."""
     _admin(actor)
@@ -68,7 +69,7 @@ def _target(session, username: str) -> User:
     return accounts.get_user(session=session, username=username)
 
 
-@router.post("/{username}/password", response_model=UserCreated, responses={404: {"description": "no such user"}})
+@router.post("/{username}/password", response_model=UserCreated, responses=errors.error(404, "no such user"))
 def reset_password(username: str, body: PasswordReset, session: SessionDep, actor: ActorDep):
     """Set a new password (generated unless given, shown once); the account is signed out everywhere."""
     _admin(actor)
@@ -78,7 +79,7 @@ def reset_password(username: str, body: PasswordReset, session: SessionDep, acto
     return UserCreated(username=user.username, is_admin=user.is_admin, password=None if body.password else password)
 
 
-@router.patch("/{username}", response_model=UserOut, responses={409: {"description": "the last admin"}})
+@router.patch("/{username}", response_model=UserOut, responses=errors.error(409, "the last admin"))
 def update_user(username: str, body: UserUpdate, session: SessionDep, actor: ActorDep):
     _admin(actor)
     user = _target(session, username)
@@ -88,7 +89,7 @@ def update_user(username: str, body: UserUpdate, session: SessionDep, actor: Act
                    project_count=owned.get(user.id, 0))
 
 
-@router.delete("/{username}", status_code=204, responses={409: {"description": "the last admin"}})
+@router.delete("/{username}", status_code=204, responses=errors.error(409, "the last admin"))
 def remove_user(username: str, session: SessionDep, actor: ActorDep):
     """Remove an account. Its projects are kept: they go to you (or, with login off, the first admin)."""
     _admin(actor)

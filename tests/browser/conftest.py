@@ -59,7 +59,9 @@ def _serve(tmp_path_factory, name: str, *args: str) -> Iterator[tuple[str, Path]
     log_path = data_dir.parent / f"{name}.log"
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "SNAPCLASS_LOG_LEVEL": "warning"}
+    # snapclass.test: the name test_webcam maps to 127.0.0.1 to get a page that is not a secure context. Without
+    # login a server answers only names of this machine (DNS rebinding), or names the admin listed, as here.
+    env = {**os.environ, "SNAPCLASS_LOG_LEVEL": "warning", "SNAPCLASS_ALLOWED_ORIGINS": f"http://snapclass.test:{port}"}
     env.pop("DATABASE_URL", None)
     env.pop("SNAPCLASS_AUTH", None)
     with open(log_path, "wb") as log:
