@@ -120,17 +120,22 @@ def _served_answers(model: TrainedModel, services: Services) -> _Served:
     """The served model's answers on the model's held-out photos (the validation rows of its metrics): what
     every download must reproduce. A model trained on too few photos for validation is checked on its
     training photos instead, and the report says so."""
-    held_out = [row["sample_id"] for row in (model.metrics or {}).get("val_predictions", [])][:CHECK_PHOTOS]
-    items = _sample_items(services, model, only=held_out)
+    held_out = [row["sample_id"] for row in (model.metrics or {}).get("val_predictions", [])]
+    items = _spread(_sample_items(services, model, only=held_out))
     checked_on = "held-out photos"
     if not items:
-        items, checked_on = _sample_items(services, model)[:CHECK_PHOTOS], "training photos (no held-out photos)"
+        items, checked_on = _spread(_sample_items(services, model)), "training photos (no held-out photos)"
     crops = _crops(services, model, items)
     loaded = inference.load(model, services.embedders)
     answers = loaded.predict_pixels(crops) if len(crops) else []
     probs = np.stack([a.probabilities for a in answers]) if answers else np.zeros((0, len(model.labels)))
     sims = None if not answers or answers[0].similarity is None else np.array([a.similarity for a in answers])
     return _Served(crops, probs, sims, checked_on)
+
+
+def _spread(items: list, n: int = CHECK_PHOTOS) -> list:
+    """At most n of `items`, evenly spaced: the rows come class by class, and the first n would miss a class."""
+    return items if len(items) <= n else [items[i] for i in np.linspace(0, len(items) - 1, n).round().astype(int)]
 
 
 def _sample_items(services: Services, model: TrainedModel, only: list[int] | None = None) -> list[tuple[int, str]]:
@@ -143,6 +148,9 @@ def _sample_items(services: Services, model: TrainedModel, only: list[int] | Non
         query = query.where(Sample.class_id.in_(model.class_ids), Sample.created_at <= model.created_at)
     with session_scope(services.session_factory) as s:
         rows = s.execute(query.where(ImageClass.project_id == model.project_id).order_by(Sample.id)).all()
+        if not rows and only is None:  # an imported project's photos are newer than its model: take them all
+            rows = s.execute(select(Sample.id, Sample.key, Sample.class_id)
+                             .where(Sample.class_id.in_(model.class_ids)).order_by(Sample.id)).all()
     if only is not None:
         return [(r[0], r[1]) for r in rows]
     by_class: dict[int, list[tuple[int, str]]] = {}
@@ -177,6 +185,8 @@ def _report(fmt: str, path: Path, result: parity.Parity, checked_on: str, **extr
 def _build_int8(model: TrainedModel, project_name: str, float_path: Path, path: Path, served: _Served,
                 services: Services) -> dict:
     calibration = _crops(services, model, _sample_items(services, model)[:CALIBRATION_PHOTOS])
+    if not len(calibration):  # every photo deleted since: nothing to measure the activations on (not cached)
+        raise NotOffered("the onnx-int8 file is calibrated on the project's photos, and this model's are gone")
     tmp = path.with_name(path.name + f".{secrets.token_hex(4)}.part")
     try:
         quantize.quantize(float_path, tmp, calibration)
