@@ -18,6 +18,7 @@ from app.ml.head import head_from_arch
 from app.ml.preprocess import prepare
 from app.ml.runtime import Embedder
 from app.ml.train import head_probabilities
+from app.models import TrainedModel
 
 UNKNOWN = "unknown"
 
@@ -44,10 +45,13 @@ class LoadedModel:
     unknown_threshold: float | None
 
     def predict(self, images: list[Image.Image]) -> list[Prediction]:
-        pixels = np.stack([prepare(img, self.input_size) for img in images])
+        return self.predict_pixels(np.stack([prepare(img, self.input_size) for img in images]))
+
+    def predict_pixels(self, pixels: np.ndarray) -> list[Prediction]:
+        """The answers for uint8 (N, S, S, 3) crops, prepared as documented."""
         feats = self.embedder(pixels)
         probs = head_probabilities(self.head, feats)
-        sims = ood.similarity(feats, self.prototypes) if self.prototypes is not None else [None] * len(images)
+        sims = ood.similarity(feats, self.prototypes) if self.prototypes is not None else [None] * len(pixels)
         return [Prediction(p, None if s is None else float(s)) for p, s in zip(probs, sims, strict=True)]
 
     def answer(self, pred: Prediction, threshold: float | None = None) -> dict:
@@ -59,6 +63,18 @@ class LoadedModel:
         return {"model_id": self.model_id, "model_version": self.version, "predictions": ranked,
                 "label": UNKNOWN if unknown else ranked[0]["label"], "unknown": unknown,
                 "similarity": pred.similarity, "unknown_threshold": threshold}
+
+
+def load(row: TrainedModel, embedders: EmbedderPool) -> LoadedModel:
+    """A stored model as the server answers with it (also what downloads are checked against)."""
+    ckpt = checkpoint.unpack(row.weights)
+    head = head_from_arch(ckpt["head_arch"])
+    head.load_state_dict(ckpt["head_state"])
+    head.eval()
+    protos = ckpt.get("prototypes")
+    return LoadedModel(row.id, row.version, list(row.labels), embedders.spec(row.features).preprocessing.input_size,
+                       embedders.cpu(row.features), head, None if protos is None else protos.numpy(),
+                       row.unknown_threshold)
 
 
 class ModelCache:
@@ -99,16 +115,7 @@ class ModelCache:
 
     def _load(self, model_id: int) -> LoadedModel:
         with session_scope(self.session_factory) as s:
-            row = crud.get_model(session=s, model_id=model_id)
-            ckpt = checkpoint.unpack(row.weights)
-            features, labels, version, threshold = row.features, list(row.labels), row.version, row.unknown_threshold
-        head = head_from_arch(ckpt["head_arch"])
-        head.load_state_dict(ckpt["head_state"])
-        head.eval()
-        protos = ckpt.get("prototypes")
-        return LoadedModel(model_id, version, labels, self.embedders.spec(features).preprocessing.input_size,
-                           self.embedders.cpu(features), head,
-                           None if protos is None else protos.numpy(), threshold)
+            return load(crud.get_model(session=s, model_id=model_id), self.embedders)
 
     def forget(self, project_id: int) -> None:
         self._loaded.pop(project_id, None)

@@ -55,6 +55,21 @@ class ClassOut(BaseModel):
     sample_count: int
 
 
+class ExportOut(BaseModel):
+    """A download format built for this model, checked against the served model when it was built."""
+
+    format: str
+    agreement: float | None = Field(description="top-1 agreement with the served model (0-1) on the photos checked")
+    max_prob_diff: float | None = Field(description="largest difference of any class probability")
+    size_bytes: int
+    photos: int = Field(description="how many photos were checked")
+    checked_on: str
+    offered: bool = Field(description="false when the file disagrees: its download answers 409 with `reason`")
+    reason: str | None = None
+    unknown_threshold: float | None = Field(default=None, description="onnx-int8: its own threshold")
+    build_seconds: float | None = Field(default=None, description="building and checking it took this long")
+
+
 class ModelOut(BaseModel):
     model_config = ConfigDict(protected_namespaces=())
 
@@ -70,6 +85,8 @@ class ModelOut(BaseModel):
     unknown_threshold: float | None
     unknown_threshold_calibrated: float | None
     metrics: dict
+    # Only in GET /api/models/{id}: the formats downloaded (built and checked) so far.
+    exports: list[ExportOut] = []
 
 
 class ModelUpdate(Body):

@@ -9,7 +9,8 @@ from app.access import Level
 from app.api import errors
 from app.api.deps import ActorDep, Id, ServicesDep, SessionDep
 from app.api.views import model_out
-from app.schemas import ModelOut, ModelUpdate
+from app.exports import built_reports
+from app.schemas import ExportOut, ModelOut, ModelUpdate
 
 # Every route names a project or model by id.
 router = APIRouter(prefix="/api", tags=["models"], responses=errors.responses(404, 422))
@@ -24,11 +25,15 @@ def list_models(project_id: Id, session: SessionDep, actor: ActorDep, full: bool
 
 
 @router.get("/models/{model_id}", response_model=ModelOut)
-def get_model(model_id: Id, session: SessionDep, actor: ActorDep):
+def get_model(model_id: Id, session: SessionDep, services: ServicesDep, actor: ActorDep):
     """One version with its whole evaluation: per-class accuracy, confusion matrix with the validation
-    rows behind it, history per epoch, misclassified images by loss, learning curves."""
+    rows behind it, history per epoch, misclassified images by loss, learning curves; and `exports`, the
+    download formats built so far with their parity against the served model (a format is built and checked on
+    its first download, not here: building all of them takes a minute)."""
     model = access.model(session, actor, model_id)
-    return model_out(model, model.project.current_model_id)
+    out = model_out(model, model.project.current_model_id)
+    out.exports = [ExportOut(**r) for r in built_reports(services.settings.cache_dir, model)]
+    return out
 
 
 @router.post("/projects/{project_id}/models/{model_id}/activate", response_model=ModelOut)

@@ -117,6 +117,8 @@ def test_build_train_try_and_download(page: Page, hymenoptera: Path, tmp_path: P
     meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
     assert json.loads(meta["labels"]) == ["ants", "bees"]
     expect(page.get_by_test_id("download-onnx")).to_have_text("ONNX")
+    # Built now, and checked: its size and agreement on the held-out photos show next to its button.
+    expect(page.get_by_test_id("parity-onnx")).to_contain_text(re.compile(r"\d+\.\d MB · agrees on (\d+)/\1 "))
     # The pt2 (torch.export) file comes the same way; test_pt2.py runs it.
     expect(page.get_by_test_id("download-notes")).to_contain_text("torch.export")
     with page.expect_download(timeout=TRAIN_TIMEOUT_MS) as info:
