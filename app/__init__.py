@@ -1,3 +1,3 @@
 """snapclass: a self-hosted, no-code image-classifier trainer."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
