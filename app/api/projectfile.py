@@ -46,7 +46,14 @@ The file is trusted in nothing: it is refused whole, with nothing stored, when i
 path escapes or is absolute, an entry is a link or appears twice, an entry is not in the manifest or one the
 manifest lists is missing, a size, count or compression ratio is over the server's limits, the manifest does not
 match the format (or is of a newer one), a sha256 does not match, a photo does not decode, or the weights do not
-load. A model file (`onnx`, `pt2`) is recognised and refused with 422 for now.
+load.
+
+A model file downloaded from snapclass (`onnx` or `pt2`, not `onnx-int8` or `torchscript`) becomes a project
+too: one class per label, and the file's network as its current model, so predict, live, share and download
+work at once; add photos and train to continue from it (a fine-tuned backbone in the file becomes the
+project's base). The file is read, never run as code: pt2 weights are read from the archive as raw tensors
+(`torch.export.load` would unpickle), and an ONNX file's rebuilt network is checked against the file itself in
+ONNX Runtime. The project is named after the model's project (or the file), with " (2)"… on a clash.
 """
 
 
@@ -77,8 +84,10 @@ def export_project(project_id: Id, session: SessionDep, services: ServicesDep, a
     **errors.error(400, "not a zip file"),
     **errors.error(413, "the file, an entry, the entry count, the unpacked size or a compression ratio is over "
                          "the limits"),
-    **errors.error(422, "the file is not a valid snapclass project file (the detail says why); nothing stored")})
-def import_project_file(file: Annotated[UploadFile, File(description="a file saved by export")],
+    **errors.error(422, "the file is not a valid snapclass project or model file (the detail says why); nothing "
+                         "stored")})
+def import_project_file(file: Annotated[UploadFile, File(
+                            description="a project file saved by export, or a model file downloaded as onnx or pt2")],
                         session: SessionDep, services: ServicesDep, actor: ActorDep):
     file.file.seek(0, os.SEEK_END)
     size = file.file.tell()
@@ -86,7 +95,7 @@ def import_project_file(file: Annotated[UploadFile, File(description="a file sav
     try:
         project = import_project(file=file.file, size=size, session=session, store=services.store,
                                  settings=services.settings, embedders=services.embedders,
-                                 owner_id=access.new_project_owner(session, actor))
+                                 owner_id=access.new_project_owner(session, actor), filename=file.filename or "")
     except ProjectFileError as exc:
         session.rollback()
         raise HTTPException(exc.status, str(exc)) from None

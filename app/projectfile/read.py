@@ -20,8 +20,9 @@ from app.embedders import EmbedderPool
 from app.ml import checkpoint
 from app.ml.backbones import BackboneUnavailable, get_spec
 from app.ml.head import head_from_arch
+from app.ml.modelfile import ModelFileError
 from app.models import Project, TrainedModel
-from app.projectfile import ProjectFileError
+from app.projectfile import ProjectFileError, modelfile
 from app.projectfile.manifest import MANIFEST, Manifest, ModelEntry, parse
 from app.projectfile.safezip import Limits, SafeZip
 from app.projectfile.write import remap_rows
@@ -49,25 +50,33 @@ def model_file_kind(head: bytes, names: set[str] | None = None) -> str | None:
     return None
 
 
-def _refuse_model_file(kind: str) -> None:
-    raise ProjectFileError(f"{NOT_PROJECT}: this is a model file ({kind}); opening a model file as a project "
-                           "is not supported yet: open the project file saved with \"Save project to a file\"")
+def _refuse_torchscript() -> None:
+    raise ProjectFileError(f"{NOT_PROJECT}: this is a TorchScript model file, which snapclass cannot open safely "
+                           "(loading one can run code): open the model's .onnx or .pt2 download instead, or the "
+                           "project file saved with \"Save project to a file\"")
 
 
-def open_file(file: BinaryIO, size: int, settings: Settings) -> tuple[SafeZip, Manifest]:
-    """The zip and its manifest, both checked, and checked against each other; nothing unpacked but the
-    manifest."""
+def open_archive(file: BinaryIO, size: int, settings: Settings) -> tuple[str | None, SafeZip | None]:
+    """What the file is: (None, zip) for a project file, ("onnx", None) or ("pt2", zip) for a model file
+    snapclass downloaded. Nothing unpacked yet."""
     if size > settings.project_file_max_bytes:
         raise ProjectFileError(f"the file is {size / 1024**2:,.0f} MiB; at most "
                                f"{settings.project_file_max_bytes / 1024**2:,.0f} MiB are accepted", 413)
     head = file.read(8)
     file.seek(0)
-    if not head.startswith(b"PK") and (kind := model_file_kind(head)):
-        _refuse_model_file(kind)
+    if not head.startswith(b"PK") and model_file_kind(head) == "onnx":
+        return "onnx", None
     archive = SafeZip(file)
-    if MANIFEST not in archive.names and (kind := model_file_kind(head, archive.names)):
-        _refuse_model_file(kind)
+    kind = None if MANIFEST in archive.names else model_file_kind(head, archive.names)
+    if kind == "torchscript":
+        _refuse_torchscript()
     archive.check(limits(settings))
+    return kind, archive
+
+
+def open_file(archive: SafeZip, settings: Settings) -> Manifest:
+    """The project file's manifest, checked, and checked against the zip's entries; nothing unpacked but the
+    manifest."""
     if MANIFEST not in archive.names:
         raise ProjectFileError(f"{NOT_PROJECT}: it has no {MANIFEST}")
     manifest = parse(archive.read(MANIFEST, settings.project_file_max_manifest_bytes))
@@ -81,7 +90,7 @@ def open_file(file: BinaryIO, size: int, settings: Settings) -> tuple[SafeZip, M
     if missing:
         raise ProjectFileError(f"{MANIFEST} lists {missing[0]!r}, which is not in the file"
                                + (f" (nor are {len(missing) - 1} more)" if len(missing) > 1 else ""))
-    return archive, manifest
+    return manifest
 
 
 def listed_paths(manifest: Manifest) -> set[str]:
@@ -201,10 +210,14 @@ def free_name(session: Session, owner_id: int | None, name: str) -> str:
 
 
 def import_project(*, file: BinaryIO, size: int, session: Session, store: ImageStore, settings: Settings,
-                   embedders: EmbedderPool, owner_id: int | None) -> Project:
-    """A new project from the file, owned by `owner_id`; ProjectFileError (nothing kept) when anything is wrong.
-    Rows are flushed, not committed: the caller commits, or rolls back on an error."""
-    archive, m = open_file(file, size, settings)
+                   embedders: EmbedderPool, owner_id: int | None, filename: str = "") -> Project:
+    """A new project from a project file or a model file, owned by `owner_id`; ProjectFileError (nothing kept)
+    when anything is wrong. Rows are flushed, not committed: the caller commits, or rolls back on an error."""
+    kind, archive = open_archive(file, size, settings)
+    if kind is not None:
+        return _import_model_file(kind, file, size, archive, filename, session=session, embedders=embedders,
+                                  owner_id=owner_id)
+    m = open_file(archive, settings)
     try:
         spec = get_spec(m.project.backbone)
     except BackboneUnavailable:
@@ -253,6 +266,20 @@ def import_project(*, file: BinaryIO, size: int, session: Session, store: ImageS
             store.delete(key)
         raise
     return project
+
+
+def _import_model_file(kind: str, file: BinaryIO, size: int, archive: SafeZip | None, filename: str, *,
+                       session: Session, embedders: EmbedderPool, owner_id: int | None) -> Project:
+    if size > modelfile.MODEL_FILE_MAX_BYTES:
+        raise ProjectFileError(f"the model file is {size / 1024**2:,.0f} MiB; at most "
+                               f"{modelfile.MODEL_FILE_MAX_BYTES / 1024**2:,.0f} MiB are accepted", 413)
+    try:
+        rec = modelfile.recover(kind, data=file.read() if kind == "onnx" else None, archive=archive,
+                                embedders=embedders)
+    except ModelFileError as exc:
+        raise ProjectFileError(f"this {kind} file cannot be opened as a project: {exc}") from None
+    return modelfile.add_project(rec, filename=filename, session=session, embedders=embedders, owner_id=owner_id,
+                                 free_name=free_name)
 
 
 def _add_models(session: Session, project: Project, m: Manifest, weights: dict[int, bytes], class_ids: list[int],

@@ -39,6 +39,7 @@ function duration(seconds) {
 const MODES = {
   head: { text: "head", title: "a new head trained on the frozen backbone's embeddings" },
   finetune: { text: "fine-tuned", title: "the head, then the backbone's last blocks retrained too" },
+  imported: { text: "opened from a file", title: "a model downloaded from snapclass, opened as a project" },
 };
 const RECIPES = { "teachable-machine": "Teachable Machine recipe", snapclass: "snapclass recipe" };
 
