@@ -1,7 +1,15 @@
 # snapclass on CPU:  docker build -t snapclass . && docker run -p 8000:8000 -v snapclass-data:/data snapclass
 # For an NVIDIA GPU, build with CUDA wheels: --build-arg TORCH_INDEX_URL=https://download.pytorch.org/whl/cu130
 
-# Stage 1: build the wheel, as `pip install snapclass` would get it (templates and static files inside).
+# Stage 1: ONNX Runtime Web's files for the webapp download, fetched and checked against their pinned hashes by the
+# same script as scripts/setup (they are not in git).
+FROM node:20-slim AS web-runtime
+WORKDIR /src
+COPY scripts/fetch-web-runtime ./scripts/
+COPY static/vendor/onnxruntime-web.sha256 ./static/vendor/
+RUN bash scripts/fetch-web-runtime
+
+# Stage 2: build the wheel, as `pip install snapclass` would get it (templates and static files inside).
 FROM python:3.11-slim AS wheel
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
@@ -9,9 +17,10 @@ COPY pyproject.toml setup.py README.md ./
 COPY app ./app
 COPY templates ./templates
 COPY static ./static
+COPY --from=web-runtime /src/static/vendor/onnxruntime-web ./static/vendor/onnxruntime-web
 RUN pip wheel --no-deps --wheel-dir /wheels .
 
-# Stage 2: install that wheel; no source checkout in the image.
+# Stage 3: install that wheel; no source checkout in the image.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from sqlalchemy import select
 
-from app import inference
+from app import inference, webapp
 from app.db import session_scope
 from app.embedders import EmbedderPool
 from app.extraction import pixels
@@ -32,8 +32,9 @@ from app.ml.head import head_from_arch
 from app.models import ImageClass, Sample, TrainedModel
 from app.services import Services
 
-# The int8 file is the float ONNX graph quantized: same inputs, outputs and metadata keys.
-ALL_FORMATS = {**FORMATS, "onnx-int8": ".int8.onnx"}
+# The int8 file is the float ONNX graph quantized: same inputs, outputs and metadata keys. The webapp zip carries
+# the float ONNX file itself.
+ALL_FORMATS = {**FORMATS, "onnx-int8": ".int8.onnx", "webapp": ".webapp.zip"}
 CALIBRATION_PHOTOS = 64  # enough for stable activation ranges; more only slows the build
 CHECK_PHOTOS = 200  # held-out photos a build is checked on, at most (about 15 ms each per runtime)
 
@@ -53,7 +54,8 @@ class Export:
 
 def export_path(cache_dir: Path, model: TrainedModel, fmt: str) -> Path:
     # Keyed by content as well as id: a cache dir may outlive (or be shared by) several databases.
-    identity = json.dumps([model.labels, model.version, model.features, model.unknown_threshold])
+    identity = json.dumps([model.labels, model.version, model.features, model.unknown_threshold]
+                          + ([webapp.content_digest()] if fmt == "webapp" else []))
     digest = hashlib.sha256(model.weights + identity.encode()).hexdigest()
     return cache_dir / "exports" / f"model-{model.id}-{digest[:16]}{ALL_FORMATS[fmt]}"
 
@@ -82,8 +84,9 @@ def build_classifier(model: TrainedModel, embedders: EmbedderPool) -> Classifier
 
 
 def export_model(model: TrainedModel, project_name: str, fmt: str, *, services: Services) -> Export:
-    """The model as an ONNX (float or int8), pt2 or TorchScript file with its parity report; built and checked
-    once per model and format, then reused. Raises NotOffered when the file disagrees with the served model."""
+    """The model as an ONNX (float or int8), pt2 or TorchScript file, or the webapp zip, with its parity report;
+    built and checked once per model and format, then reused. Raises NotOffered when the file disagrees with the
+    served model, webapp.RuntimeMissing when the webapp zip cannot be built here."""
     path = export_path(services.settings.cache_dir, model, fmt)
     with _locks_guard:
         lock = _locks.setdefault((model.id, fmt), threading.Lock())
@@ -91,11 +94,14 @@ def export_model(model: TrainedModel, project_name: str, fmt: str, *, services: 
         sidecar = report_path(path)
         if not (path.is_file() and sidecar.is_file()):
             started = time.perf_counter()
-            served = _served_answers(model, services)
-            if fmt == "onnx-int8":
+            if fmt == "webapp":
+                report = _build_webapp(model, project_name, path, services)
+            elif fmt == "onnx-int8":
                 float_path = export_model(model, project_name, "onnx", services=services).path
-                report = _build_int8(model, project_name, float_path, path, served, services)
+                report = _build_int8(model, project_name, float_path, path, _served_answers(model, services),
+                                     services)
             else:
+                served = _served_answers(model, services)
                 if not path.is_file():
                     WRITERS[fmt](build_classifier(model, services.embedders), path,
                                  _metadata(model, project_name, model.unknown_threshold))
@@ -205,6 +211,16 @@ def _build_int8(model: TrainedModel, project_name: str, float_path: Path, path: 
     return _report("onnx-int8", path, parity.compare(served.probs, probs), served.checked_on,
                    unknown_threshold=threshold, calibration_photos=len(calibration),
                    size_vs_float=round(path.stat().st_size / float_size, 4))
+
+
+def _build_webapp(model: TrainedModel, project_name: str, path: Path, services: Services) -> dict:
+    """The zip's model is the float ONNX file, byte for byte: its parity is that file's, with the zip's size."""
+    webapp.runtime_files()  # RuntimeMissing before the float file is built for nothing
+    float_ = export_model(model, project_name, "onnx", services=services)
+    webapp.write_zip(float_.path, path)
+    report = {**float_.report, "format": "webapp", "size_bytes": path.stat().st_size}
+    report.pop("build_seconds", None)
+    return report
 
 
 def _metadata(model: TrainedModel, project_name: str, threshold: float | None, extra: dict | None = None) -> dict:

@@ -62,7 +62,7 @@ def test_pt2_is_offered_named_and_cached(served):
     fmt = next(p for p in schema["paths"]["/api/projects/{project_id}/model/download"]["get"]["parameters"]
                if p["name"] == "format")
     enum = fmt["schema"].get("enum") or schema["components"]["schemas"][fmt["schema"]["$ref"].split("/")[-1]]["enum"]
-    assert enum == ["onnx", "onnx-int8", "pt2", "torchscript"]
+    assert enum == ["onnx", "onnx-int8", "pt2", "torchscript", "webapp"]
     started = time.perf_counter()
     again = client.get(f"/api/projects/{pid}/model/download", params={"format": "pt2"})
     assert again.content == r.content and time.perf_counter() - started < served["build_s"] / 3

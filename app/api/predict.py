@@ -8,7 +8,7 @@ from fastapi import APIRouter, File, HTTPException, Query, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
-from app import access, images
+from app import access, images, webapp
 from app.api import errors
 from app.api.deps import ActorDep, Id, ServicesDep, SessionDep
 from app.api.samples import read_upload
@@ -52,11 +52,12 @@ class ExportFormat(str, Enum):
     onnx_int8 = "onnx-int8"
     pt2 = "pt2"
     torchscript = "torchscript"
+    webapp = "webapp"
 
 
-# pt2 is a zip inside, but says so to no browser: Safari unpacks downloaded zips.
+# pt2 is a zip inside, but says so to no browser: Safari unpacks downloaded zips. The webapp zip is one to unpack.
 MEDIA = {"onnx": "application/octet-stream", "onnx-int8": "application/octet-stream",
-         "pt2": "application/octet-stream", "torchscript": "application/octet-stream"}
+         "pt2": "application/octet-stream", "torchscript": "application/octet-stream", "webapp": "application/zip"}
 
 DOWNLOAD_DOC = """The project's current model, backbone and head in one file, giving class probabilities.
 
@@ -77,6 +78,13 @@ DOWNLOAD_DOC = """The project's current model, backbone and head in one file, gi
 * `torchscript` (legacy: the pinned torch deprecates `torch.jit.save`; offered while it still loads it, use
   `pt2` instead): `torch.jit.load(path, _extra_files={"labels": "", "input_size": "", "preprocessing": ""})`;
   same input and output, and the method `similarity`; the same metadata comes back in `_extra_files`.
+* `webapp`: a zip to unpack and serve with any static web server (`python -m http.server` in its folder), then
+  open `index.html`: photo and webcam classification in the browser, offline, nothing fetched from elsewhere. It
+  holds the `onnx` file itself (`model.onnx`), its metadata again as `model.json` (ONNX Runtime Web cannot read
+  it from the file), the page, and ONNX Runtime Web's wasm files. The page prepares photos as documented above
+  (the same bilinear resize as the server, no colour-profile conversion) and marks its answer with the attribute
+  `data-top-label`; below `unknown_threshold` the answer is "unknown", as on the server. Its check is the `onnx`
+  file's, with the zip's size.
 
 The first download of a format builds the file and runs it in its own runtime on the model's held-out photos
 (at most 200), against the served model: the top-1 agreement and the largest probability difference are then
@@ -84,11 +92,12 @@ listed in `GET /api/models/{id}` (`exports`). A file that agrees on fewer than 9
 """
 
 
-NOT_OFFERED = "the project has no trained model yet, or the file does not agree with the served model"
+NOT_OFFERED = ("the project has no trained model yet, the file does not agree with the served model, or (webapp) "
+               "this server lacks ONNX Runtime Web's files")
 
 
 @router.get("/{project_id}/model/download", responses={**errors.error(409, NOT_OFFERED), 200: {
-    "content": {"application/octet-stream": {}}, "description": "the model file"}},
+    "content": {"application/octet-stream": {}, "application/zip": {}}, "description": "the model file"}},
     description=DOWNLOAD_DOC, response_class=FileResponse)
 async def download_model(project_id: Id, session: SessionDep, services: ServicesDep, actor: ActorDep,
                          format: Annotated[ExportFormat, Query()] = ExportFormat.onnx):
@@ -99,7 +108,7 @@ async def download_model(project_id: Id, session: SessionDep, services: Services
     # Building the file traces the network for a few seconds: keep it off the event loop.
     try:
         built = await run_in_threadpool(export_model, model, name, format.value, services=services)
-    except NotOffered as exc:
+    except (NotOffered, webapp.RuntimeMissing) as exc:
         raise HTTPException(409, str(exc)) from None
     slug = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower() or "model"
     return FileResponse(built.path, media_type=MEDIA[format.value],

@@ -6,7 +6,7 @@ import { ApiError, dispositionFilename, errorText, request } from "./api.js";
 import { events, showError, toast } from "./ui.js";
 
 // Only for a response without a file name; the server's Content-Disposition normally names the file.
-const EXTENSIONS = { onnx: "onnx", "onnx-int8": "int8.onnx", pt2: "pt2", torchscript: "pt" };
+const EXTENSIONS = { onnx: "onnx", "onnx-int8": "int8.onnx", pt2: "pt2", torchscript: "pt", webapp: "webapp.zip" };
 
 // "15.3 MB · agrees on 153/153 held-out photos", or why the file is not offered.
 export function parityText(report) {
