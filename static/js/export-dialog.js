@@ -19,7 +19,8 @@ export function agreementText(report) {
   const agreed = Math.round(report.agreement * report.photos);
   const diff = report.max_prob_diff;
   const largest = diff === null ? "" : `, largest difference ${diff < 1e-4 ? "under 0.0001" : diff.toFixed(4)}`;
-  return `Agrees with the server on ${agreed} of ${report.photos} ${report.checked_on}${largest}.`;
+  const only = report.offered ? "" : "only ";
+  return `Agrees with the server on ${only}${agreed} of ${report.photos} ${report.checked_on}${largest}.`;
 }
 
 // Copy a snippet. The Clipboard API needs a secure page (https or localhost); elsewhere the old way still works,
@@ -96,7 +97,7 @@ export function initExportDialog(project) {
     const reason = panel.querySelector("[data-role=refused]");
     reason.hidden = !refused;
     reason.textContent = refused ? report.reason : "";
-    panel.querySelector("[data-role=download]").hidden = refused;
+    panel.querySelector("[data-role=download-row]").hidden = refused;
     tab.dataset.status = refused ? "refused" : report.status;
     tab.querySelector("[data-role=tab-note]").textContent = refused ? "not offered"
       : built ? sizeText(report.size_bytes) : "checking…";
