@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 import time
 from pathlib import Path
 
@@ -53,7 +54,7 @@ def open_dialog(page: Page, pid: int):
 
 
 def test_export_dialog_builds_checks_copies_and_downloads(page: Page, api: httpx.Client, trained: dict,
-                                                          tmp_path: Path):
+                                                          tmp_path: Path, hymenoptera: Path):
     page.set_viewport_size({"width": 1280, "height": 800})
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
     pid, model_id = trained["pid"], trained["model_id"]
@@ -113,7 +114,15 @@ def test_export_dialog_builds_checks_copies_and_downloads(page: Page, api: httpx
     expect(page.get_by_test_id("export-panel-onnx-int8")).to_be_hidden()
     page.keyboard.press("End")
     expect(page.get_by_test_id("export-tab-api")).to_be_focused()
-    expect(page.get_by_test_id("snippet-api-curl")).to_contain_text(f"/api/projects/{pid}/predict")
+    curl = page.get_by_test_id("snippet-api-curl").text_content()
+    assert f"{page.evaluate('location.origin')}/api/projects/{pid}/predict" in curl
+    # The curl code runs as shown (login is off on this server) and answers as /predict does.
+    photo = sorted((hymenoptera / "val" / "bees").glob("*.jpg"))[0]
+    (tmp_path / "photo.jpg").write_bytes(photo.read_bytes())
+    run = subprocess.run(["bash", "-c", curl], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    answer = api.post(f"/api/projects/{pid}/predict", files={"file": (photo.name, photo.read_bytes())}).json()
+    assert json.loads(run.stdout)["label"] == answer["label"]
     page.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
     expect(page.get_by_test_id("open-export")).to_be_focused()
