@@ -1,9 +1,10 @@
 """Files a user downloads, built from a stored model and cached under the data dir, each checked against the
 served model on the project's held-out photos when it is built.
 
-The check's result lies next to the cached file as `<file>.parity.json`; GET /api/models/{id} lists the formats
-built so far (building every format on every GET would take a minute of CPU). A format whose top-1 agreement is
-below `parity.MIN_AGREEMENT` is kept in the cache with its result but not served.
+The check's result lies next to the cached file as `<file>.parity.json`. A file is built by its first download, or
+in the background by app.export_builder when asked for every format (building them on a GET would take a minute
+of CPU). A format whose top-1 agreement is below `parity.MIN_AGREEMENT` is kept in the cache with its result but
+not served.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 import threading
 import time
@@ -60,18 +62,14 @@ def export_path(cache_dir: Path, model: TrainedModel, fmt: str) -> Path:
     return cache_dir / "exports" / f"model-{model.id}-{digest[:16]}{ALL_FORMATS[fmt]}"
 
 
+def download_name(project_name: str, version: int, fmt: str) -> str:
+    """The file name a download gets: the project's name as a slug, the version and the format's extension."""
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", project_name).strip("-").lower() or "model"
+    return f"{slug}-v{version}{ALL_FORMATS[fmt]}"
+
+
 def report_path(path: Path) -> Path:
     return path.with_name(path.name + ".parity.json")
-
-
-def built_reports(cache_dir: Path, model: TrainedModel) -> list[dict]:
-    """The parity reports of the formats built so far for this model, in format order."""
-    out = []
-    for fmt in ALL_FORMATS:
-        sidecar = report_path(export_path(cache_dir, model, fmt))
-        if sidecar.is_file():
-            out.append(json.loads(sidecar.read_text()))
-    return out
 
 
 def build_classifier(model: TrainedModel, embedders: EmbedderPool) -> Classifier:

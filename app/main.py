@@ -31,6 +31,7 @@ from app.config import Settings, is_loopback
 from app.crosssite import CrossSiteGuard
 from app.db import init_db, make_engine, make_session_factory, session_scope
 from app.embedders import EmbedderPool
+from app.export_builder import ExportBuilder
 from app.headers import SecurityHeaders
 from app.inference import ModelCache
 from app.jobs import Worker
@@ -71,6 +72,7 @@ def build_services(settings: Settings) -> Services:
                         device=device)
     services.models = ModelCache(services.session_factory, services.embedders)
     services.worker = Worker(services.session_factory, {"train": make_train_handler(services)})
+    services.exports = ExportBuilder(services)
     services.throttle = LoginThrottle(settings.login_free_failures)
     with session_scope(factory) as s:
         accounts.claim_unowned_projects(session=s)
@@ -122,12 +124,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         services = build_services(settings)
         app.state.services = services
         services.worker.start()
+        services.exports.start()
         log.info("snapclass %s: data in %s, device %s, login %s", __version__, settings.data_dir.resolve(),
                  services.device, "required" if settings.login_required else "off")
         announce_access(settings, services)
         try:
             yield
         finally:
+            services.exports.stop()
             services.worker.stop()
             services.engine.dispose()
 

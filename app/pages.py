@@ -8,10 +8,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
-from app import __version__, access, accounts, assets, crud, sharing
+from app import __version__, access, accounts, assets, crud, export_help, sharing
 from app.api.deps import ActorDep, ServicesDep, SessionDep
 from app.api.views import project_detail, project_out
 from app.db import session_scope
+from app.exports import ALL_FORMATS, download_name
 from app.ml.backbones import BackboneUnavailable, get_spec, list_backbones
 from app.security import Actor, Forbidden, identify
 
@@ -66,18 +67,29 @@ def _backbone(name: str) -> dict:
         return {"name": name, "title": name, "input_size": None}
 
 
-def _project_page(template: str, project_id: int, request: Request, session, actor: Actor) -> HTMLResponse:
+def _project_context(project_id: int, session, actor: Actor) -> dict:
     """Every project page gets the same context: the project, as the API shows it, and its backbone."""
     project = project_detail(session, access.project(session, actor, project_id), actor)
     backbone = _backbone(project.backbone)
     project_json = {**project.model_dump(mode="json"), "input_size": backbone["input_size"]}
-    return _render(request, template, {
-        "actor": actor, "project": project, "project_json": project_json, "backbone": backbone})
+    return {"actor": actor, "project": project, "project_json": project_json, "backbone": backbone}
+
+
+def _project_page(template: str, project_id: int, request: Request, session, actor: Actor) -> HTMLResponse:
+    return _render(request, template, _project_context(project_id, session, actor))
 
 
 @router.get("/projects/{project_id}", response_class=HTMLResponse)
-def project_page(project_id: int, request: Request, session: SessionDep, actor: ActorDep):
-    return _project_page("project.html", project_id, request, session, actor)
+def project_page(project_id: int, request: Request, session: SessionDep, services: ServicesDep, actor: ActorDep):
+    """The project, with the Export dialog's tabs: one per download format, its code made for this model."""
+    context = _project_context(project_id, session, actor)
+    project, model = context["project"], context["project"].model
+    file_names = {fmt: download_name(project.name, model.version if model else 1, fmt) for fmt in ALL_FORMATS}
+    context["export_tabs"] = export_help.dialog_tabs(
+        formats=list(ALL_FORMATS), file_names=file_names, labels=model.labels if model else [],
+        input_size=context["backbone"]["input_size"], origin=str(request.base_url).rstrip("/"),
+        project_id=project.id, login_required=services.settings.login_required)
+    return _render(request, "project.html", context)
 
 
 @router.get("/projects/{project_id}/models", response_class=HTMLResponse)

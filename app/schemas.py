@@ -56,15 +56,25 @@ class ClassOut(BaseModel):
 
 
 class ExportOut(BaseModel):
-    """A download format built for this model, checked against the served model when it was built."""
+    """A download format of this model: where its build stands and, once built, how it agreed with the served
+    model on the held-out photos."""
 
     format: str
-    agreement: float | None = Field(description="top-1 agreement with the served model (0-1) on the photos checked")
-    max_prob_diff: float | None = Field(description="largest difference of any class probability")
-    size_bytes: int
-    photos: int = Field(description="how many photos were checked")
-    checked_on: str
-    offered: bool = Field(description="false when the file disagrees: its download answers 409 with `reason`")
+    status: Literal["built", "queued", "building", "failed", "not_built"] = Field(description=(
+        "built: checked, the fields below are its report; queued / building: POST /api/models/{id}/exports "
+        "asked for it; failed: its build raised, `reason` says why (asking again retries); not_built: nobody "
+        "asked yet (a download builds it too)"))
+    file_name: str = Field(description="the name its download gets")
+    agreement: float | None = Field(
+        default=None, description="top-1 agreement with the served model (0-1) on the photos checked; null until "
+        "built, or when there was no photo to check it on")
+    max_prob_diff: float | None = Field(default=None, description="largest difference of any class probability")
+    size_bytes: int | None = Field(default=None, description="the file's size; null until built")
+    photos: int | None = Field(default=None, description="how many photos were checked; null until built")
+    checked_on: str | None = Field(default=None, description="which photos: held-out, or training ones")
+    offered: bool | None = Field(default=None, description=(
+        "false when the file disagrees (its download answers 409 with `reason`) or its build failed; null "
+        "until built"))
     reason: str | None = None
     unknown_threshold: float | None = Field(default=None, description="onnx-int8: its own threshold")
     build_seconds: float | None = Field(default=None, description="building and checking it took this long")
@@ -85,7 +95,7 @@ class ModelOut(BaseModel):
     unknown_threshold: float | None
     unknown_threshold_calibrated: float | None
     metrics: dict
-    # Only in GET /api/models/{id}: the formats downloaded (built and checked) so far.
+    # Only in GET /api/models/{id}: every download format, built (and checked) or not yet.
     exports: list[ExportOut] = []
 
 

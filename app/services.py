@@ -24,6 +24,7 @@ class Services:
     # Set in main.py once built (they need the services themselves).
     worker: object = None
     models: object = None
+    exports: object = None  # the ExportBuilder
     throttle: LoginThrottle | None = None
     # The one-time code for making the first account in the browser; None once an account exists.
     setup_code: str | None = None

@@ -9,7 +9,6 @@ from app.access import Level
 from app.api import errors
 from app.api.deps import ActorDep, Id, ServicesDep, SessionDep
 from app.api.views import model_out
-from app.exports import built_reports
 from app.schemas import ExportOut, ModelOut, ModelUpdate
 
 # Every route names a project or model by id.
@@ -27,13 +26,24 @@ def list_models(project_id: Id, session: SessionDep, actor: ActorDep, full: bool
 @router.get("/models/{model_id}", response_model=ModelOut)
 def get_model(model_id: Id, session: SessionDep, services: ServicesDep, actor: ActorDep):
     """One version with its whole evaluation: per-class accuracy, confusion matrix with the validation
-    rows behind it, history per epoch, misclassified images by loss, learning curves; and `exports`, the
-    download formats built so far with their parity against the served model (a format is built and checked on
-    its first download, not here: building all of them takes a minute)."""
+    rows behind it, history per epoch, misclassified images by loss, learning curves; and `exports`, every
+    download format with where its build stands and, once built, its parity against the served model. A GET
+    builds nothing (all formats take a minute): POST …/exports or a download does."""
     model = access.model(session, actor, model_id)
     out = model_out(model, model.project.current_model_id)
-    out.exports = [ExportOut(**r) for r in built_reports(services.settings.cache_dir, model)]
+    out.exports = [ExportOut(**e) for e in services.exports.status(model, model.project.name)]
     return out
+
+
+@router.post("/models/{model_id}/exports", response_model=list[ExportOut], status_code=202)
+def build_exports(model_id: Id, session: SessionDep, services: ServicesDep, actor: ActorDep):
+    """Have every download format of this version built and checked in the background, one file at a time,
+    skipping what is built, waiting or being built (asking twice queues nothing more; a failed build is tried
+    again). Anyone who may download may ask. The answer is where each format stands now; GET
+    /api/models/{id} `exports` follows the builds."""
+    model = access.model(session, actor, model_id)
+    services.exports.request(model)
+    return [ExportOut(**e) for e in services.exports.status(model, model.project.name)]
 
 
 @router.post("/projects/{project_id}/models/{model_id}/activate", response_model=ModelOut)

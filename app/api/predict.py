@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import re
 from enum import Enum
 from typing import Annotated
 
@@ -12,7 +11,7 @@ from app import access, images, webapp
 from app.api import errors
 from app.api.deps import ActorDep, Id, ServicesDep, SessionDep
 from app.api.samples import read_upload
-from app.exports import ALL_FORMATS, NotOffered, export_model
+from app.exports import NotOffered, download_name, export_model
 from app.schemas import PredictOut
 from app.services import Services
 
@@ -86,9 +85,10 @@ DOWNLOAD_DOC = """The project's current model, backbone and head in one file, gi
   `data-top-label`; below `unknown_threshold` the answer is "unknown", as on the server. Its check is the `onnx`
   file's, with the zip's size.
 
-The first download of a format builds the file and runs it in its own runtime on the model's held-out photos
-(at most 200), against the served model: the top-1 agreement and the largest probability difference are then
-listed in `GET /api/models/{id}` (`exports`). A file that agrees on fewer than 97% of them is not offered: 409.
+The first download of a format (or `POST /api/models/{id}/exports`, which builds them all in the background)
+builds the file and runs it in its own runtime on the model's held-out photos (at most 200), against the served
+model: the top-1 agreement and the largest probability difference are then listed in `GET /api/models/{id}`
+(`exports`). A file that agrees on fewer than 97% of them is not offered: 409.
 """
 
 
@@ -110,6 +110,5 @@ async def download_model(project_id: Id, session: SessionDep, services: Services
         built = await run_in_threadpool(export_model, model, name, format.value, services=services)
     except (NotOffered, webapp.RuntimeMissing) as exc:
         raise HTTPException(409, str(exc)) from None
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", name).strip("-").lower() or "model"
     return FileResponse(built.path, media_type=MEDIA[format.value],
-                        filename=f"{slug}-v{model.version}{ALL_FORMATS[format.value]}")
+                        filename=download_name(name, model.version, format.value))

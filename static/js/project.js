@@ -2,6 +2,7 @@
 import { api } from "./api.js";
 import { initClasses } from "./classes.js";
 import { initDownloads } from "./download.js";
+import { initExportDialog } from "./export-dialog.js";
 import { initPredict } from "./predict.js";
 import { initProjectFile } from "./project_file.js";
 import { initRecorder } from "./recorder.js";
@@ -66,6 +67,7 @@ initTotals();
 initTraining(project);
 initPredict(project);
 initDownloads(project);
+initExportDialog(project);
 initProjectFile(project);
 initClasses(project);
 initRecorder();
