@@ -5,7 +5,6 @@
 import { ApiError, dispositionFilename, errorText, request } from "./api.js";
 import { events, showError, toast } from "./ui.js";
 
-
 // "15.3 MB · agrees on 153/153 held-out photos", or why the file is not offered; "" until it is built.
 export function parityText(report) {
   if (report.status === "failed" || (report.status === "built" && !report.offered)) return report.reason;
