@@ -29,25 +29,26 @@ def client(data_dir, cache_dir):
         yield c
 
 
-@pytest.fixture(scope="module")
-def head_project(client) -> int:
-    """Two classes of real photos and a cross-validated ensemble of heads on the pretrained backbone."""
-    pid = client.post("/api/projects", json={"name": "Ants & bees"}).json()["id"]
-    for name, paths in (("ants", ANTS), ("bees", BEES)):
-        cid = client.post(f"/api/projects/{pid}/classes", json={"name": name}).json()["id"]
+def _ants_and_bees(client, name: str, **training) -> int:
+    pid = client.post("/api/projects", json={"name": name}).json()["id"]
+    for label, paths in (("ants", ANTS), ("bees", BEES)):
+        cid = client.post(f"/api/projects/{pid}/classes", json={"name": label}).json()["id"]
         assert upload(client, cid, paths).status_code == 201
-    train(client, pid, folds=3)
+    train(client, pid, **training)
     return pid
 
 
 @pytest.fixture(scope="module")
+def head_project(client) -> int:
+    """Two classes of real photos and a cross-validated ensemble of heads on the pretrained backbone."""
+    return _ants_and_bees(client, "Ants & bees", folds=3)
+
+
+@pytest.fixture(scope="module")
 def tuned_project(client) -> int:
-    pid = client.post("/api/projects", json={"name": "Tuned bugs"}).json()["id"]
-    for name, paths in (("ants", ANTS), ("bees", BEES)):
-        cid = client.post(f"/api/projects/{pid}/classes", json={"name": name}).json()["id"]
-        assert upload(client, cid, paths).status_code == 201
-    job = train(client, pid, mode="finetune", finetune_epochs=1, epochs=5, augment=False, val_fraction=0.3)
-    assert "@" in client.get(f"/api/models/{job['model_id']}").json()["features"]
+    pid = _ants_and_bees(client, "Tuned bugs", mode="finetune", finetune_epochs=1, epochs=5, augment=False,
+                         val_fraction=0.3)
+    assert "@" in client.get(f"/api/projects/{pid}").json()["model"]["features"]
     return pid
 
 
