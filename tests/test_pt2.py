@@ -20,9 +20,10 @@ EXTRA = ("labels", "input_size", "preprocessing", "unknown_threshold")
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory, cache_dir):
+def served(tmp_path_factory):
     """A small project trained on real photos, the server's answer for 24 held-out ones, and the pt2 download."""
-    with make_client(tmp_path_factory.mktemp("pt2"), cache_dir) as client:
+    # A cache of its own: another test's identical model (same photos, seed and id) would have left this file built.
+    with make_client(tmp_path_factory.mktemp("pt2"), tmp_path_factory.mktemp("pt2-cache")) as client:
         pid, (ants, bees) = make_project(client, "Ants & bees", ("ants", "bees"))
         upload(client, ants, photos("hymenoptera", "train", "ants", limit=10))
         upload(client, bees, photos("hymenoptera", "train", "bees", limit=10))

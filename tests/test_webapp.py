@@ -35,12 +35,13 @@ def pins() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory, cache_dir):
+def built(tmp_path_factory):
     """A small project trained on real photos; the webapp download refused while ORT Web's files are missing or
     altered, then built; and the onnx download beside it."""
     if not all((webapp.RUNTIME_DIR / name).is_file() for name in ORT_FILES):
         pytest.skip(f"ONNX Runtime Web's files are not in {webapp.RUNTIME_DIR}: run scripts/fetch-web-runtime")
-    with make_client(tmp_path_factory.mktemp("webapp"), cache_dir) as client:
+    # A cache of its own: another test's identical model (same photos, seed and id) would have left this file built.
+    with make_client(tmp_path_factory.mktemp("webapp"), tmp_path_factory.mktemp("webapp-cache")) as client:
         pid, (ants, bees) = make_project(client, "Ants & bees", ("ants", "bees"))
         upload(client, ants, photos("hymenoptera", "train", "ants", limit=10))
         upload(client, bees, photos("hymenoptera", "train", "bees", limit=10))
