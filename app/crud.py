@@ -8,6 +8,7 @@ import numpy as np
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, joinedload
 
+from app.colors import next_color
 from app.models import BackboneWeights, Embedding, ImageClass, Job, Project, Sample, TrainedModel, utcnow
 from app.names import name_key, normalize_name
 
@@ -96,7 +97,8 @@ def _normalized(name: str) -> str:
 def create_class(*, session: Session, project_id: int, name: str) -> ImageClass:
     get_project(session=session, project_id=project_id)
     _check_class_name(session, project_id, name)
-    image_class = ImageClass(project_id=project_id, name=name)
+    taken = session.scalars(select(ImageClass.color).where(ImageClass.project_id == project_id))
+    image_class = ImageClass(project_id=project_id, name=name, color=next_color(taken))
     session.add(image_class)
     session.flush()
     _check_class_name(session, project_id, name, exclude=image_class.id)  # again: see rename_class

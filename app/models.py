@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     TypeDecorator,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -158,6 +159,10 @@ class ImageClass(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(100))
+    # Kept for the class's life (app.colors); NULL only in a database no migration has touched.
+    color: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # "Use in training": off leaves the class and its photos in place but out of the next model.
+    enabled: Mapped[bool] = mapped_column(default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     project: Mapped[Project] = relationship(back_populates="classes")
@@ -254,3 +259,35 @@ class TrainedModel(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     project: Mapped[Project] = relationship(back_populates="models", foreign_keys=[project_id])
+
+
+class TrashEntry(Base):
+    """A deleted photo, or a class with its photos, restorable until expires_at (undo).
+
+    payload holds the deleted rows as JSON (restored with their own ids, so a model's class_ids and a page's
+    links still name them); keys are the photo files kept in storage meanwhile. Purged once expired.
+    """
+
+    __tablename__ = "trash"
+    __table_args__ = NEVER_REUSE_IDS
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # "samples" | "class"
+    payload: Mapped[dict] = mapped_column(JSON)
+    keys: Mapped[list] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class Change(Base):
+    """One change to a project (its classes, photos, jobs, models, name, members), in order: open pages ask
+    for rows after the last id they saw (app.changes). No foreign key: a deleted project's pages must hear it."""
+
+    __tablename__ = "changes"
+    __table_args__ = NEVER_REUSE_IDS
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    topic: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

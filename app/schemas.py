@@ -53,6 +53,8 @@ class ClassOut(BaseModel):
     id: int
     name: str
     sample_count: int
+    color: str = Field(description="CSS hex colour the class keeps everywhere (cards, bars, matrix)")
+    enabled: bool = Field(description="use in training: false leaves the class and its photos out of training")
 
 
 class ExportOut(BaseModel):

@@ -284,3 +284,36 @@ def test_a_0_1_0_data_dir_goes_to_its_first_admin_when_logins_start(tmp_path, ca
         pupil.post("/api/auth/login", json={"username": "pupil", "password": "long enough"})
         assert pupil.get("/api/projects").json() == []
         assert pupil.get("/api/projects/2").status_code == 404
+
+
+FIXTURE_0_2_0 = Path(__file__).parent / "fixtures" / "data-0.2.0.tar.xz"
+
+
+def test_release_0_2_0_data_dir_opens_with_colours_in_order_every_class_on_and_still_predicts(tmp_path, cache_dir):
+    """0.2.0 (accounts, no class colours, no trash, no change feed) upgrades to the head with every row kept."""
+    data = tmp_path / "data"
+    with tarfile.open(FIXTURE_0_2_0) as tar:
+        tar.extractall(data, filter="data")
+    with sqlite3.connect(data / "snapclass.db") as conn:
+        tables = [t for (t,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        before = {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in tables}
+    cat = photos("cifar10-mini", "train", "cat", limit=1)[0].read_bytes()
+    with make_client(data, cache_dir) as client:
+        assert revision(data) == [HEAD]
+        with sqlite3.connect(data / "snapclass.db") as conn:
+            for t in tables:
+                if t == "alembic_version":
+                    continue
+                now = conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()
+                n_old = len(before[t][0]) if before[t] else 0
+                assert [r[:n_old] for r in now] == before[t], t  # added columns come last; old ones unchanged
+            assert conn.execute("SELECT count(*) FROM trash").fetchone() == (0,)
+        detail = client.get("/api/projects/2").json()
+        assert [(c["id"], c["name"], c["sample_count"], c["color"], c["enabled"]) for c in detail["classes"]] == [
+            (1, "cat", 8, "#0072B2", True), (2, "ship", 7, "#D55E00", True), (3, "empty class", 0, "#009E73", True)]
+        # The next class takes the first colour its project does not use yet.
+        r = client.post("/api/projects/2/classes", json={"name": "plane"})
+        assert r.status_code == 201 and r.json()["color"] == "#CC79A7" and r.json()["id"] > 3
+        r = client.post("/api/projects/2/predict", files={"file": ("cat.jpg", cat)})
+        assert r.status_code == 200 and (r.json()["model_id"], r.json()["label"]) == (2, "cat"), r.text
+    assert [b.name for b in data.glob("snapclass.db.bak-*")] == ["snapclass.db.bak-0003_accounts"]

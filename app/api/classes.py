@@ -6,6 +6,7 @@ from app import access, crud
 from app.access import Level
 from app.api import errors
 from app.api.deps import ActorDep, Id, ServicesDep, SessionDep
+from app.api.views import class_out
 from app.schemas import ClassCreate, ClassOut
 
 # Every route names a project or class by id.
@@ -16,7 +17,7 @@ DUPLICATE = errors.error(409, "a class of that name exists in the project (names
 
 def _out(session, image_class) -> ClassOut:
     counts = crud.sample_counts(session=session, project_id=image_class.project_id)
-    return ClassOut(id=image_class.id, name=image_class.name, sample_count=counts.get(image_class.id, 0))
+    return class_out(image_class, counts.get(image_class.id, 0))
 
 
 @router.post("/projects/{project_id}/classes", response_model=ClassOut, status_code=201,

@@ -5,9 +5,15 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from app import access, crud
-from app.models import Project, Sample, TrainedModel
+from app.colors import PALETTE
+from app.models import ImageClass, Project, Sample, TrainedModel
 from app.schemas import ClassOut, ModelOut, ProjectDetail, ProjectOut, SampleOut
 from app.security import Actor
+
+
+def class_out(c: ImageClass, sample_count: int) -> ClassOut:
+    return ClassOut(id=c.id, name=c.name, sample_count=sample_count, color=c.color or PALETTE[0],
+                    enabled=c.enabled)
 
 
 def project_out(session: Session, project: Project) -> ProjectOut:
@@ -29,7 +35,7 @@ def model_out(model: TrainedModel, current_id: int | None, *, full: bool = True)
 
 def project_detail(session: Session, project: Project, actor: Actor) -> ProjectDetail:
     counts = crud.sample_counts(session=session, project_id=project.id)
-    classes = [ClassOut(id=c.id, name=c.name, sample_count=counts.get(c.id, 0)) for c in project.classes]
+    classes = [class_out(c, counts.get(c.id, 0)) for c in project.classes]
     model = project.current_model
     job = crud.active_job(session=session, project_id=project.id)
     return ProjectDetail(id=project.id, name=project.name, backbone=project.backbone,
