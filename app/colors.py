@@ -1,8 +1,8 @@
 """Class colours: each class gets one when it is made and keeps it, so a class looks the same in its card, the
 prediction bars, the live page and the confusion matrix, and renaming or deleting another class changes nothing.
 
-The palette is Okabe-Ito's colour-blind-safe set, then Tableau's; each has enough contrast for white text on
-a badge or a bar label (checked in tests/test_colors.py).
+The palette is Okabe-Ito's colour-blind-safe set, then a few more hues; the light ones are darkened so that
+each has at least WCAG AA contrast (4.5:1) with white text on a badge or a bar label (tests/test_colors.py).
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from collections.abc import Iterable
 
 PALETTE = (
     "#0072B2",  # blue
-    "#D55E00",  # vermilion
-    "#009E73",  # bluish green
-    "#CC79A7",  # reddish purple
+    "#B34E00",  # vermilion, darkened
+    "#007A59",  # bluish green, darkened
+    "#A8527F",  # reddish purple, darkened
     "#8C6D00",  # dark yellow (Okabe-Ito's yellow is too light for white text)
     "#56789A",  # slate
     "#7B4FA0",  # purple

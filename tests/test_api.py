@@ -58,7 +58,7 @@ def test_classes_create_rename_delete_and_duplicates(client):
     assert r.status_code == 409 and "cat" in r.json()["detail"]
     assert client.patch(f"/api/classes/{b}", json={"name": "cat"}).status_code == 409
     assert client.patch(f"/api/classes/{b}", json={"name": "wolf"}).json() == {
-        "id": b, "name": "wolf", "sample_count": 0, "color": "#D55E00", "enabled": True}  # dog's colour, kept
+        "id": b, "name": "wolf", "sample_count": 0, "color": "#B34E00", "enabled": True}  # dog's colour, kept
     assert client.delete(f"/api/classes/{a}").status_code == 204
     assert [c["name"] for c in client.get(f"/api/projects/{pid}").json()["classes"]] == ["wolf"]
     assert client.post("/api/projects/999/classes", json={"name": "x"}).status_code == 404

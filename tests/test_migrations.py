@@ -310,10 +310,10 @@ def test_release_0_2_0_data_dir_opens_with_colours_in_order_every_class_on_and_s
             assert conn.execute("SELECT count(*) FROM trash").fetchone() == (0,)
         detail = client.get("/api/projects/2").json()
         assert [(c["id"], c["name"], c["sample_count"], c["color"], c["enabled"]) for c in detail["classes"]] == [
-            (1, "cat", 8, "#0072B2", True), (2, "ship", 7, "#D55E00", True), (3, "empty class", 0, "#009E73", True)]
+            (1, "cat", 8, "#0072B2", True), (2, "ship", 7, "#B34E00", True), (3, "empty class", 0, "#007A59", True)]
         # The next class takes the first colour its project does not use yet.
         r = client.post("/api/projects/2/classes", json={"name": "plane"})
-        assert r.status_code == 201 and r.json()["color"] == "#CC79A7" and r.json()["id"] > 3
+        assert r.status_code == 201 and r.json()["color"] == "#A8527F" and r.json()["id"] > 3
         r = client.post("/api/projects/2/predict", files={"file": ("cat.jpg", cat)})
         assert r.status_code == 200 and (r.json()["model_id"], r.json()["label"]) == (2, "cat"), r.text
     assert [b.name for b in data.glob("snapclass.db.bak-*")] == ["snapclass.db.bak-0003_accounts"]

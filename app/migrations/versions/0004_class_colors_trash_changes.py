@@ -24,7 +24,7 @@ depends_on = None
 NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
 
 # As app.colors.PALETTE at this revision: a migration never imports code that may change later.
-PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#8C6D00", "#56789A", "#7B4FA0", "#A0522D",
+PALETTE = ("#0072B2", "#B34E00", "#007A59", "#A8527F", "#8C6D00", "#56789A", "#7B4FA0", "#A0522D",
            "#2E7D32", "#C2185B", "#00796B", "#5D4037")
 
 
