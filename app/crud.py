@@ -9,7 +9,17 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, joinedload
 
 from app.colors import next_color
-from app.models import BackboneWeights, Embedding, ImageClass, Job, Project, Sample, TrainedModel, utcnow
+from app.models import (
+    BackboneWeights,
+    Embedding,
+    ImageClass,
+    Job,
+    Project,
+    Sample,
+    TrainedModel,
+    TrashEntry,
+    utcnow,
+)
 from app.names import name_key, normalize_name
 
 ACTIVE = ("queued", "running")
@@ -38,8 +48,8 @@ def get_project(*, session: Session, project_id: int) -> Project:
 
 
 def create_project(*, session: Session, name: str, backbone: str, base_model: TrainedModel | None = None,
-                   owner_id: int | None = None) -> Project:
-    """A new project; with `base_model`, it extracts features with that model's backbone."""
+                   owner_id: int | None = None, classes: Sequence[str] = ()) -> Project:
+    """A new project, with empty `classes`; with `base_model`, it extracts features with that model's backbone."""
     project = Project(name=name, backbone=backbone, owner_id=owner_id)
     if base_model is not None:
         project.backbone = base_model.backbone
@@ -47,6 +57,9 @@ def create_project(*, session: Session, name: str, backbone: str, base_model: Tr
         project.base_digest = base_model.features.partition("@")[2] or None
     session.add(project)
     session.flush()
+    for class_name in classes:
+        create_class(session=session, project_id=project.id, name=class_name)
+    session.refresh(project, ["classes"])
     return project
 
 
@@ -61,9 +74,18 @@ def sample_counts(*, session: Session, project_id: int) -> dict[int, int]:
 
 
 def project_sample_keys(*, session: Session, project_id: int) -> list[str]:
-    return list(session.scalars(
+    """Every photo file of the project, those waiting in its trash included."""
+    keys = list(session.scalars(
         select(Sample.key).join(ImageClass).where(ImageClass.project_id == project_id)
     ))
+    return keys + trashed_keys(session=session, project_id=project_id)
+
+
+def trashed_keys(*, session: Session, project_id: int | None = None) -> list[str]:
+    query = select(TrashEntry.keys)
+    if project_id is not None:
+        query = query.where(TrashEntry.project_id == project_id)
+    return [key for keys in session.scalars(query) for key in keys]
 
 
 # --- classes ---
@@ -87,6 +109,11 @@ def _check_class_name(session: Session, project_id: int, name: str, exclude: int
             raise Conflict(f"a class named {other!r} already exists in this project")
 
 
+def check_class_name(*, session: Session, project_id: int, name: str) -> None:
+    """Raises Conflict when a class of the project already has that name (compared as _check_class_name does)."""
+    _check_class_name(session, project_id, name)
+
+
 def _normalized(name: str) -> str:
     try:
         return normalize_name(name)
@@ -102,6 +129,13 @@ def create_class(*, session: Session, project_id: int, name: str) -> ImageClass:
     session.add(image_class)
     session.flush()
     _check_class_name(session, project_id, name, exclude=image_class.id)  # again: see rename_class
+    return image_class
+
+
+def set_class_enabled(*, session: Session, class_id: int, enabled: bool) -> ImageClass:
+    image_class = get_class(session=session, class_id=class_id)
+    image_class.enabled = enabled
+    session.flush()
     return image_class
 
 
@@ -133,7 +167,8 @@ def add_sample(*, session: Session, class_id: int, key: str, filename: str, orig
 
 
 def all_sample_keys(*, session: Session) -> set[str]:
-    return set(session.scalars(select(Sample.key)))
+    """The keys whose files must stay: every sample's, and those of deletes that can still be undone."""
+    return set(session.scalars(select(Sample.key))) | set(trashed_keys(session=session))
 
 
 def get_sample(*, session: Session, sample_id: int) -> Sample:
@@ -145,6 +180,15 @@ def get_sample(*, session: Session, sample_id: int) -> Sample:
 
 def list_samples(*, session: Session, class_id: int) -> Sequence[Sample]:
     return session.scalars(select(Sample).where(Sample.class_id == class_id).order_by(Sample.id)).all()
+
+
+def get_samples(*, session: Session, sample_ids: Sequence[int]) -> list[Sample]:
+    """The samples of these ids, in id order; NotFound names the first id that names none."""
+    found = {s.id: s for s in session.scalars(select(Sample).where(Sample.id.in_(list(sample_ids))))}
+    for sid in sample_ids:
+        if sid not in found:
+            raise NotFound(f"sample {sid} not found")
+    return [found[sid] for sid in sorted(set(sample_ids))]
 
 
 def training_samples(*, session: Session, project_id: int) -> list[tuple[int, int, str, str | None]]:

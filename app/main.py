@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from app import __version__, accounts, assets, crud, docs
+from app import __version__, accounts, assets, crud, docs, trash
 from app.api import (
     auth,
     classes,
@@ -27,6 +27,7 @@ from app.api import (
     training,
     users,
 )
+from app.api import trash as trash_api
 from app.config import Settings, is_loopback
 from app.crosssite import CrossSiteGuard
 from app.db import init_db, make_engine, make_session_factory, session_scope
@@ -66,6 +67,7 @@ def build_services(settings: Settings) -> Services:
             return checkpoint.load_state(crud.backbone_state(session=s, digest=digest))
 
     store = ImageStore(settings.images_dir)
+    trash.purge_expired(factory, store)
     _sweep_orphans(factory, store)
     services = Services(settings=settings, engine=engine, session_factory=factory, store=store,
                         embedders=EmbedderPool(settings.cache_dir, device, load_state, settings.worker_runtime),
@@ -73,6 +75,7 @@ def build_services(settings: Settings) -> Services:
     services.models = ModelCache(services.session_factory, services.embedders)
     services.worker = Worker(services.session_factory, {"train": make_train_handler(services)})
     services.exports = ExportBuilder(services)
+    services.trash = trash.TrashSweeper(factory, store)
     services.throttle = LoginThrottle(settings.login_free_failures)
     with session_scope(factory) as s:
         accounts.claim_unowned_projects(session=s)
@@ -125,12 +128,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.services = services
         services.worker.start()
         services.exports.start()
+        services.trash.start()
         log.info("snapclass %s: data in %s, device %s, login %s", __version__, settings.data_dir.resolve(),
                  services.device, "required" if settings.login_required else "off")
         announce_access(settings, services)
         try:
             yield
         finally:
+            services.trash.stop()
             services.exports.stop()
             services.worker.stop()
             services.engine.dispose()
@@ -140,8 +145,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        docs_url=None, redoc_url=None, swagger_ui_oauth2_redirect_url=None,
                        openapi_url=None)  # app.docs serves the schema, behind the login like /docs
     for router in (system.router, auth.router, tokens.router, users.router, projectfile.router, projects.router,
-                   members.router, classes.router, samples.router, training.router, predict.router, share.router,
-                   live.router, models.router, pages_router, docs.router):
+                   members.router, classes.router, samples.router, trash_api.router, training.router, predict.router,
+                   share.router, live.router, models.router, pages_router, docs.router):
         app.include_router(router)
     app.mount(docs.ASSETS_URL, docs.assets, name="docs-assets")
     app.mount("/static", StaticFiles(directory=assets.STATIC), name="static")

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from app.names import normalize_name
+from app.names import name_key, normalize_name
 
 
 class Body(BaseModel):
@@ -39,6 +39,16 @@ class ProjectCreate(Body):
     backbone: str | None = Field(default=None, description="a registry name from /api/health")
     base_model_id: int | None = Field(
         default=None, description="start from another project's model: reuse its (fine-tuned) backbone")
+    classes: list[ClassName] = Field(
+        default=[], max_length=50, description="empty classes to make at once, in order (the home page sends "
+        "[\"Class 1\", \"Class 2\"], as Teachable Machine starts); names must differ (case-insensitively)")
+
+    @model_validator(mode="after")
+    def _distinct_classes(self) -> ProjectCreate:
+        keys = [name_key(n) for n in self.classes]
+        if len(set(keys)) != len(keys):
+            raise ValueError("classes: two class names are the same (names compare case-insensitively)")
+        return self
 
 
 class ProjectRename(Body):
@@ -47,6 +57,14 @@ class ProjectRename(Body):
 
 class ClassCreate(Body):
     name: ClassName = Field(description="unique in its project, compared case-insensitively after normalizing")
+
+
+class ClassUpdate(Body):
+    """Either field or both; an empty body changes nothing."""
+
+    name: ClassName | None = Field(default=None, description="unique in its project, compared case-insensitively")
+    enabled: bool | None = Field(default=None, description="use in training: false leaves the class and its "
+                                 "photos in place, out of the next training")
 
 
 class ClassOut(BaseModel):
@@ -146,6 +164,15 @@ class SampleOut(BaseModel):
     created_at: datetime
     url: str
     thumbnail_url: str
+
+
+class RestoredOut(BaseModel):
+    """What an undo put back, with the ids they had."""
+
+    kind: Literal["samples", "class"]
+    project_id: int
+    classes: list[ClassOut] = Field(description="the class put back (kind \"class\"), else empty")
+    samples: list[SampleOut]
 
 
 class Rejected(BaseModel):

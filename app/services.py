@@ -25,6 +25,7 @@ class Services:
     worker: object = None
     models: object = None
     exports: object = None  # the ExportBuilder
+    trash: object = None  # the TrashSweeper
     throttle: LoginThrottle | None = None
     # The one-time code for making the first account in the browser; None once an account exists.
     setup_code: str | None = None

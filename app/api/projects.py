@@ -37,7 +37,7 @@ def create_project(body: ProjectCreate, session: SessionDep, services: ServicesD
     if not spec.available:
         raise HTTPException(422, f"backbone {backbone!r} has no weights on this server")
     project = crud.create_project(session=session, name=body.name, backbone=backbone, base_model=base,
-                                  owner_id=access.new_project_owner(session, actor))
+                                  owner_id=access.new_project_owner(session, actor), classes=body.classes)
     return project_detail(session, project, actor)
 
 

@@ -2,12 +2,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, HTTPException, Response, UploadFile
+from fastapi import APIRouter, File, Form, HTTPException, Query, Response, UploadFile
 from fastapi.responses import JSONResponse
 
-from app import access, crud
+from app import access, crud, trash
 from app.access import Level
 from app.api import errors
+from app.api.classes import UNDO_HEADER, undo_response
 from app.api.deps import ActorDep, Id, ServicesDep, SessionDep
 from app.api.views import sample_out
 from app.headers import UPLOAD_CSP
@@ -68,14 +69,31 @@ def list_samples(class_id: Id, session: SessionDep, actor: ActorDep):
     return [sample_out(s) for s in crud.list_samples(session=session, class_id=class_id)]
 
 
-@router.delete("/samples/{sample_id}", status_code=204)
-def delete_sample(sample_id: Id, session: SessionDep, services: ServicesDep, actor: ActorDep):
+DELETED = {204: {"description": "deleted; undo with the X-Undo header's path", "headers": UNDO_HEADER}}
+MAX_BULK = 500
+
+
+@router.delete("/samples/{sample_id}", status_code=204, responses=DELETED)
+def delete_sample(sample_id: Id, session: SessionDep, actor: ActorDep):
+    """The photo goes to the trash for a few minutes: POST the X-Undo path to put it back."""
     sample = access.sample(session, actor, sample_id, Level.EDIT)
-    key = sample.key
-    session.delete(sample)
+    entry = trash.trash_samples(session=session, project_id=sample.image_class.project_id, samples=[sample])
     session.commit()
-    services.store.delete(key)
-    return Response(status_code=204)
+    return undo_response(entry)
+
+
+@router.delete("/samples", status_code=204, responses={**DELETED, **errors.error(403)})
+def delete_samples(session: SessionDep, actor: ActorDep,
+                   id: Annotated[list[Id], Query(min_length=1, max_length=MAX_BULK,
+                                                 description="the photos, all of one project")]):
+    """Several photos at once (`?id=3&id=5`): one trash entry, so one undo puts them all back."""
+    samples = crud.get_samples(session=session, sample_ids=id)
+    projects = {access.sample(session, actor, s.id, Level.EDIT).image_class.project_id for s in samples}
+    if len(projects) > 1:
+        raise HTTPException(422, "the photos are in different projects: delete them one project at a time")
+    entry = trash.trash_samples(session=session, project_id=projects.pop(), samples=samples)
+    session.commit()
+    return undo_response(entry)
 
 
 def _file(services, key: str, kind: str, media: str) -> Response:

@@ -61,6 +61,8 @@ def photos(hymenoptera: Path, split: str, label: str, n: int) -> list[Path]:
 
 
 def train_via_api(client: httpx.Client, project_id: int, hymenoptera: Path) -> None:
+    for cls in client.get(f"/api/projects/{project_id}").json()["classes"]:  # the page's "Class 1", "Class 2"
+        assert client.delete(f"/api/classes/{cls['id']}").status_code == 204
     for label in ("ants", "bees"):
         r = client.post(f"/api/projects/{project_id}/classes", json={"name": label})
         assert r.status_code == 201, r.text

@@ -201,7 +201,8 @@ def test_new_project_from_another_projects_model(page: Page, api: httpx.Client, 
     page.get_by_test_id("new-project-name").fill("Wasps")
     with page.expect_response(lambda r: r.url.endswith("/api/projects") and r.request.method == "POST") as info:
         page.get_by_test_id("create-project").click()
-    assert info.value.request.post_data_json == {"name": "Wasps", "base_model_id": mid}
+    assert info.value.request.post_data_json == {"name": "Wasps", "base_model_id": mid,
+                                                 "classes": ["Class 1", "Class 2"]}
     page.wait_for_url(re.compile(r"/projects/\d+$"))
     pid = int(page.url.rsplit("/", 1)[1])
     assert api.get(f"/api/projects/{pid}").json()["base_model_id"] == mid
