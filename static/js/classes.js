@@ -1,5 +1,6 @@
-// Class cards: add, rename, delete a class; its gallery; upload (button or drag and drop) and delete images.
-import { api, ApiError, uploadForm } from "./api.js";
+// Class cards: add, rename, delete (with undo) a class, switch it in or out of training, download its photos;
+// its gallery (one focus stop, arrow keys inside); upload (button or drag and drop) and delete images (with undo).
+import { api, ApiError, errorText, uploadForm } from "./api.js";
 import { cloneTemplate, confirmDialog, events, makeDropZone, plural, setProgress, showError, toast, whileBusy }
   from "./ui.js";
 
@@ -7,6 +8,9 @@ const GALLERY_PREVIEW = 48; // thumbnails shown before "Show all"
 const BATCH_FILES = 20; // files per request: progress moves, and no request gets huge
 const BATCH_BYTES = 16 * 1024 * 1024;
 let canEdit = true; // a viewer sees the photos, and may not add any (the page hides the buttons too)
+const UNDO_MS = 10_000; // the toast's Undo (and Ctrl+Z) lasts this long; the server keeps a delete for minutes
+const OFFLINE = "Cannot reach the snapclass server. Is it still running?";
+const page = { list: null, cards: [], adopt: null }; // the page's cards, for the functions exported below
 
 class ClassCard {
   constructor(el, cls, onChange) {
@@ -14,8 +18,11 @@ class ClassCard {
     this.id = cls.id;
     this.name = cls.name;
     this.count = cls.sample_count;
+    this.color = cls.color;
+    this.enabled = cls.enabled !== false;
     this.samples = null; // newest first, once loaded
     this.showAll = false;
+    this.current = null; // the sample id whose thumbnail is the gallery's one tab stop
     this.onChange = onChange;
     this.queue = Promise.resolve();
     this.$ = (role) => el.querySelector(`[data-role=${role}]`);
@@ -39,6 +46,88 @@ class ClassCard {
       if (event.key === "Escape") this.toggleRename(false);
     });
     makeDropZone(this.el, (files) => this.upload(files), { enabled: () => canEdit });
+    const gallery = this.$("gallery");
+    gallery.addEventListener("keydown", (event) => this.onGalleryKey(event));
+    gallery.addEventListener("focusin", (event) => {
+      const li = event.target.closest("[data-sample-id]");
+      if (li) this.setCurrent(li);
+    });
+    this.$("enabled").addEventListener("change", (event) => this.switchTraining(event.target));
+    this.setId(this.id);
+    this.setColor(this.color);
+  }
+
+  setId(id) {
+    this.id = id;
+    this.el.dataset.classId = id;
+    this.$("download").href = `/api/classes/${id}/photos.zip`;
+  }
+
+  setColor(color) {
+    this.color = color;
+    if (color) this.el.style.setProperty("--class-color", color);
+  }
+
+  setEnabled(enabled) {
+    this.enabled = enabled;
+    this.el.classList.toggle("is-off", !enabled);
+    this.el.dataset.enabled = String(enabled);
+    this.$("enabled").checked = enabled;
+    this.$("off-note").hidden = enabled;
+    this.onChange();
+  }
+
+  async switchTraining(input) {
+    const enabled = input.checked;
+    input.disabled = true;
+    try {
+      const cls = await api.patch(`/api/classes/${this.id}`, { enabled });
+      this.setEnabled(cls.enabled);
+      toast(cls.enabled ? `“${this.name}” is used in training again.`
+        : `“${this.name}” is left out of training; its photos stay here.`, "success");
+    } catch (err) {
+      input.checked = !enabled;
+      showError(err, "Could not change the class");
+    } finally {
+      input.disabled = false;
+    }
+  }
+
+  // ---- the gallery: one tab stop (roving tabindex); arrows, Home/End move; Delete/Backspace deletes ----
+
+  thumbs() {
+    return [...this.$("gallery").querySelectorAll("[data-sample-id]")];
+  }
+
+  setCurrent(li) {
+    for (const other of this.thumbs()) other.tabIndex = other === li ? 0 : -1;
+    this.current = li ? Number(li.dataset.sampleId) : null;
+  }
+
+  columns(items) {
+    const top = items[0].offsetTop;
+    const n = items.findIndex((li) => li.offsetTop !== top);
+    return n === -1 ? items.length : n;
+  }
+
+  onGalleryKey(event) {
+    const li = event.target.closest("[data-sample-id]");
+    if (!li || event.target !== li || event.altKey || event.ctrlKey || event.metaKey) return;
+    const items = this.thumbs();
+    const i = items.indexOf(li);
+    const cols = this.columns(items);
+    const moves = {
+      ArrowRight: i + 1, ArrowLeft: i - 1, ArrowDown: i + cols, ArrowUp: i - cols, Home: 0, End: items.length - 1,
+    };
+    if (event.key in moves) {
+      event.preventDefault();
+      const next = items[Math.max(0, Math.min(items.length - 1, moves[event.key]))];
+      this.setCurrent(next);
+      next.focus();
+    } else if ((event.key === "Delete" || event.key === "Backspace") && canEdit) {
+      event.preventDefault();
+      this.deleteSample(li.querySelector("[data-action=delete-sample]"));
+    }
   }
 
   onClick(event) {
@@ -73,20 +162,27 @@ class ClassCard {
     const gallery = this.$("gallery");
     const samples = this.samples || [];
     const shown = this.showAll ? samples : samples.slice(0, GALLERY_PREVIEW);
-    gallery.replaceChildren(...shown.map((sample) => this.thumb(sample)));
+    const hadFocus = gallery.contains(document.activeElement);
+    gallery.replaceChildren(...shown.map((sample, i) => this.thumb(sample, i, samples.length)));
+    const items = this.thumbs();
+    const current = items.find((li) => Number(li.dataset.sampleId) === this.current) || items[0] || null;
+    this.setCurrent(current);
+    if (hadFocus && current) current.focus();
     this.$("empty").hidden = samples.length > 0;
+    this.$("download").hidden = samples.length === 0;
     const more = this.el.querySelector("[data-action=show-all]");
     more.hidden = samples.length <= GALLERY_PREVIEW;
     more.textContent = this.showAll ? "Show fewer" : `Show all ${samples.length} images`;
     this.renderCount();
   }
 
-  thumb(sample) {
+  thumb(sample, i, total) {
     const li = cloneTemplate("thumb-template");
     li.dataset.sampleId = sample.id;
+    li.setAttribute("aria-label", `${sample.filename}, photo ${i + 1} of ${total}`);
     const img = li.querySelector("img");
     img.src = sample.thumbnail_url;
-    img.alt = sample.filename;
+    img.alt = "";
     img.title = `${sample.filename} (${sample.width}×${sample.height})`;
     li.querySelector("button").setAttribute("aria-label", `Delete image ${sample.filename}`);
     return li;
@@ -141,6 +237,8 @@ class ClassCard {
     this.el.querySelector("[data-action=rename-class]").setAttribute("aria-label", `Rename class ${name}`);
     this.el.querySelector("[data-action=delete-class]").setAttribute("aria-label", `Delete class ${name}`);
     this.el.querySelector("[data-action=webcam]").setAttribute("aria-label", `Record ${name} with the webcam`);
+    this.$("enabled").setAttribute("aria-label", `Use ${name} in training`);
+    this.$("download").setAttribute("aria-label", `Download the photos of ${name}`);
     this.onChange();
   }
 
@@ -153,35 +251,58 @@ class ClassCard {
     if (!ok) return;
     await whileBusy(button, async () => {
       try {
-        await api.del(`/api/classes/${this.id}`);
-        this.el.remove();
-        this.onRemoved?.();
-        toast(`Deleted class “${this.name}”.`, "success");
+        const undo = await deleteForUndo(`/api/classes/${this.id}`);
+        this.drop();
+        offerUndo(`Deleted class “${this.name}”.`, undo);
       } catch (err) {
         showError(err, "Could not delete the class");
       }
     });
   }
 
+  drop() {
+    this.el.remove();
+    this.onRemoved?.();
+  }
+
+  // Photos an undo brought back (newest first, as the gallery shows them).
+  restoreSamples(samples, { focus = false } = {}) {
+    const ids = new Set(samples.map((s) => s.id));
+    const kept = (this.samples || []).filter((s) => !ids.has(s.id));
+    this.samples = [...kept, ...samples].sort((a, b) => b.id - a.id);
+    this.current = Math.max(...ids);
+    this.renderGallery();
+    events.emit("samples-changed");
+    if (focus) this.thumbs().find((li) => Number(li.dataset.sampleId) === this.current)?.focus();
+  }
+
   async deleteSample(button) {
     const li = button.closest("[data-sample-id]");
+    if (li.dataset.deleting) return; // a second press of Delete while the first is on its way
     const id = Number(li.dataset.sampleId);
+    li.dataset.deleting = "true";
     button.disabled = true;
+    let undo;
     try {
-      await api.del(`/api/samples/${id}`);
+      undo = await deleteForUndo(`/api/samples/${id}`);
     } catch (err) {
+      delete li.dataset.deleting;
       button.disabled = false;
       showError(err, "Could not delete the image");
       return;
     }
+    const hadFocus = li.contains(document.activeElement);
     const next = li.nextElementSibling || li.previousElementSibling;
-    const nextId = next && next.dataset.sampleId;
+    this.current = next ? Number(next.dataset.sampleId) : null;
     this.samples = this.samples.filter((s) => s.id !== id);
     this.renderGallery();
     events.emit("samples-changed");
     // Keep keyboard users in the gallery instead of dropping focus to the page.
-    const focusTarget = nextId && this.el.querySelector(`[data-sample-id="${nextId}"] button`);
-    (focusTarget || this.el.querySelector("[data-action=upload]")).focus();
+    if (hadFocus || document.activeElement === document.body) {
+      (this.thumbs().find((t) => Number(t.dataset.sampleId) === this.current)
+        || this.el.querySelector("[data-action=upload]")).focus();
+    }
+    offerUndo(`Deleted an image from “${this.name}”.`, undo);
   }
 
   upload(files) {
@@ -284,11 +405,131 @@ function* batches(files) {
   if (batch.length) yield batch;
 }
 
+// ---- undo: a delete answers with the path that restores it (X-Undo); the toast and Ctrl+Z use it ----
+
+// DELETE `url`; resolves to its undo path (null from a server without undo).
+async function deleteForUndo(url) {
+  let response;
+  try {
+    response = await fetch(url, { method: "DELETE", headers: { Accept: "application/json" } });
+  } catch {
+    throw new ApiError(OFFLINE);
+  }
+  if (!response.ok) {
+    let body = null;
+    try {
+      body = await response.json();
+    } catch {
+      // no JSON body: the status says it
+    }
+    throw new ApiError(errorText(response.status, body, response.statusText), response.status, body);
+  }
+  return response.headers.get("X-Undo");
+}
+
+let pendingUndo = null; // the latest delete's undo, while its toast shows
+
+function offerUndo(message, path) {
+  pendingUndo?.dismiss();
+  if (!path) {
+    toast(message, "success");
+    return;
+  }
+  const node = toast(message, "undo"); // a kind without a timeout of its own: this one sets it
+  node.dataset.testid = "undo-toast";
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "btn btn-secondary btn-sm undo-btn";
+  button.dataset.testid = "undo-button";
+  button.textContent = "Undo";
+  button.setAttribute("aria-keyshortcuts", "Control+Z Meta+Z");
+  node.querySelector("[data-action=close]").before(button);
+  const entry = {
+    dismiss() {
+      clearTimeout(entry.timer);
+      node.remove();
+      if (pendingUndo === entry) pendingUndo = null;
+    },
+    async run({ focus = false } = {}) {
+      entry.dismiss();
+      await undoDelete(path, { focus });
+    },
+  };
+  entry.timer = setTimeout(entry.dismiss, UNDO_MS);
+  button.addEventListener("click", () => entry.run());
+  node.querySelector("[data-action=close]").addEventListener("click", entry.dismiss);
+  pendingUndo = entry;
+}
+
+async function undoDelete(path, { focus }) {
+  let restored;
+  try {
+    restored = await api.post(path);
+  } catch (err) {
+    showError(err, "Could not undo");
+    return;
+  }
+  for (const cls of restored.classes) {
+    const card = addClassCard(cls);
+    card.samples = [];
+    card.renderGallery();
+    if (focus) card.el.querySelector("[data-action=delete-class]").focus();
+  }
+  const byClass = new Map();
+  for (const sample of restored.samples) byClass.set(sample.class_id, [...(byClass.get(sample.class_id) || []), sample]);
+  for (const [classId, samples] of byClass) {
+    page.cards.find((c) => c.id === classId)?.restoreSamples(samples, { focus });
+  }
+  const what = restored.kind === "class" ? `class “${restored.classes[0].name}”`
+    : plural(restored.samples.length, "image");
+  toast(`Restored ${what}.`, "success");
+}
+
+function typing(target) {
+  return target instanceof HTMLElement
+    && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName));
+}
+
+function initUndoKey() {
+  document.addEventListener("keydown", (event) => {
+    const z = event.key === "z" || event.key === "Z";
+    if (!z || !(event.ctrlKey || event.metaKey) || event.shiftKey || event.altKey) return;
+    // In a text field, Ctrl+Z undoes typing; with a dialog open, the delete is not what the user looks at.
+    if (!pendingUndo || typing(event.target) || document.querySelector("dialog[open]")) return;
+    event.preventDefault();
+    pendingUndo.run({ focus: true });
+  });
+}
+
+// ---- the page's cards: made here, and by whoever follows changes from elsewhere ----
+
+export function classCards() {
+  return page.cards;
+}
+
+// A card for a class not on the page yet, in id order (where a restored class was).
+export function addClassCard(cls) {
+  const el = cloneTemplate("class-card-template");
+  el.dataset.classId = cls.id;
+  const before = page.cards.find((c) => c.id > cls.id);
+  page.list.insertBefore(el, before ? before.el : null);
+  const card = page.adopt(el, cls);
+  card.setName(cls.name);
+  card.setEnabled(cls.enabled !== false);
+  return card;
+}
+
+export function removeClassCard(id) {
+  page.cards.find((c) => c.id === id)?.drop();
+}
+
 export function initClasses(project) {
   canEdit = project.role !== "viewer";
   const list = document.getElementById("class-list");
   const cards = [];
-  const changed = () => events.emit("classes-changed", cards.map((c) => ({ id: c.id, name: c.name, count: c.count })));
+  const changed = () => events.emit("classes-changed", cards.map((c) => ({
+    id: c.id, name: c.name, count: c.count, color: c.color, enabled: c.enabled,
+  })));
 
   const adopt = (el, cls) => {
     const card = new ClassCard(el, cls, changed);
@@ -297,9 +538,11 @@ export function initClasses(project) {
       changed();
       events.emit("samples-changed");
     };
-    cards.push(card);
+    cards.splice(cards.filter((c) => c.id < card.id).length, 0, card); // in id order, as on the page
     return card;
   };
+  Object.assign(page, { list, cards, adopt });
+  if (canEdit) initUndoKey();
 
   const els = list.querySelectorAll("[data-class-id]");
   project.classes.forEach((cls, i) => adopt(els[i], cls).load());
@@ -317,11 +560,7 @@ export function initClasses(project) {
     await whileBusy(form.querySelector("button[type=submit]"), async () => {
       try {
         const cls = await api.post(`/api/projects/${project.id}/classes`, { name });
-        const el = cloneTemplate("class-card-template");
-        el.dataset.classId = cls.id;
-        list.append(el);
-        const card = adopt(el, cls);
-        card.setName(cls.name);
+        const card = addClassCard(cls);
         card.samples = [];
         card.renderGallery();
         input.value = "";

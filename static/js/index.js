@@ -68,6 +68,7 @@ form.addEventListener("submit", async (event) => {
   const [kind, value] = String(data.get("start") || "").split(/:(.*)/s);
   if (kind === "model") body.base_model_id = Number(value);
   else if (kind === "backbone" && value) body.backbone = value;
+  body.classes = ["Class 1", "Class 2"]; // a new project starts with two empty classes, as in Teachable Machine
   const button = form.querySelector("button[type=submit]");
   await whileBusy(button, async () => {
     try {

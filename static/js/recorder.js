@@ -1,5 +1,7 @@
 // Hold-to-record: while the button is held (mouse, touch, or Space/Enter), frames are captured at a steady
 // rate, shown as they arrive, counted, and uploaded to the class in batches. One press is one burst.
+// Timed (as in Teachable Machine): a countdown on the video, then a set number of seconds at the same rate, one
+// burst; the button cancels the countdown or stops early.
 import { api } from "./api.js";
 import {
   attach, grabFrame, listCameras, newBurstId, openCamera, renderCameraPicker, savedCameraId, saveCameraId,
@@ -13,6 +15,7 @@ const BATCH_FRAMES = 8; // upload every 8 frames or every second, whichever come
 const BATCH_MS = 1000;
 const STRIP_MAX = 24; // frames shown in the recorder (the class card shows them all)
 const FPS_KEY = "snapclass.fps";
+const MODE_KEY = "snapclass.record-mode";
 
 export function initRecorder() {
   const dialog = document.getElementById("recorder");
@@ -22,6 +25,11 @@ export function initRecorder() {
   const cameraSelect = $("camera");
   const fpsSelect = $("fps");
   const strip = $("frames");
+  const timedButton = $("timed");
+  const delaySelect = $("delay");
+  const durationSelect = $("duration");
+  const countdown = $("countdown");
+  const modeInputs = [...dialog.querySelectorAll("[data-role=mode]")];
   const canvas = document.createElement("canvas");
 
   let card = null; // the class being recorded
@@ -31,23 +39,41 @@ export function initRecorder() {
   let saving = 0; // bursts still uploading
   let uploads = Promise.resolve(); // one upload at a time, in order
   let counts = { captured: 0, saved: 0, failed: 0 }; // of this opening of the dialog
+  let counting = null; // the countdown before a timed recording: { timer }
 
   try {
     const fps = localStorage.getItem(FPS_KEY);
     if (fps && [...fpsSelect.options].some((o) => o.value === fps)) fpsSelect.value = fps;
+    const mode = localStorage.getItem(MODE_KEY);
+    for (const input of modeInputs) input.checked = input.value === (mode === "timed" ? "timed" : "hold");
   } catch {
-    // no storage: the default rate
+    // no storage: the default rate, hold to record
   }
+  showMode();
 
   function setState(state) {
     dialog.dataset.state = state;
-    hold.disabled = !(state === "ready" || state === "recording" || state === "saving");
-    cameraSelect.disabled = state === "recording";
-    fpsSelect.disabled = state === "recording";
+    const live = state === "ready" || state === "recording" || state === "saving" || state === "counting";
+    hold.disabled = !live;
+    timedButton.disabled = !live;
+    const busy = state === "recording" || state === "counting";
+    for (const control of [cameraSelect, fpsSelect, delaySelect, durationSelect, ...modeInputs]) control.disabled = busy;
+  }
+
+  function timedMode() {
+    return modeInputs.some((input) => input.checked && input.value === "timed");
+  }
+
+  function showMode() {
+    const timed = timedMode();
+    hold.hidden = timed;
+    timedButton.hidden = !timed;
+    for (const field of dialog.querySelectorAll("[data-role=timed-field]")) field.hidden = !timed;
   }
 
   function settle() {
     if (!dialog.open) setState("closed");
+    else if (counting) setState("counting");
     else if (press) setState("recording");
     else if (stream) setState(saving ? "saving" : "ready");
     // else: the camera is starting or failed, and says so itself
@@ -106,7 +132,7 @@ export function initRecorder() {
       renderCameraPicker(cameraSelect, await listCameras(), active);
       settle();
       // Ready for Space at once, unless the user is choosing something in the dialog.
-      if (dialog.open && !(document.activeElement instanceof HTMLSelectElement)) hold.focus();
+      if (dialog.open && !(document.activeElement instanceof HTMLSelectElement)) (timedMode() ? timedButton : hold).focus();
     } catch (err) {
       if (mine !== opening) return;
       stopStream(stream);
@@ -150,13 +176,15 @@ export function initRecorder() {
 
   // ---- one press: capture at a steady rate on a performance.now() schedule ----
 
-  function startPress() {
+  // seconds: a timed recording's length (it stops by itself after that many seconds' frames); 0 while held.
+  function startPress(seconds = 0) {
     if (press || !stream || !videoReady(video) || !dialog.open) return;
     const fps = Number(fpsSelect.value) || 10;
     press = {
       burstId: newBurstId(), card, counts, interval: 1000 / fps, start: performance.now(), slot: 0, timer: 0,
-      pending: new Set(), batch: [], batchStart: 0, n: 0, added: 0,
+      pending: new Set(), batch: [], batchStart: 0, n: 0, added: 0, limit: Math.round(seconds * fps),
     };
+    if (seconds) $("timed-label").textContent = "Stop";
     hold.setAttribute("aria-pressed", "true");
     $("hold-label").textContent = "Recording…";
     $("announce").textContent = "Recording";
@@ -171,6 +199,10 @@ export function initRecorder() {
     capture(p);
     const now = performance.now();
     p.slot += 1;
+    if (p.limit && p.slot >= p.limit) { // the last frame of a timed recording: stop when its time is up
+      p.timer = setTimeout(() => p === press && stopPress(), Math.max(0, p.start + p.limit * p.interval - now));
+      return;
+    }
     let due = p.start + p.slot * p.interval;
     if (due < now) { // fell behind (a busy machine): skip the missed slots instead of a burst of catch-up frames
       p.slot = Math.floor((now - p.start) / p.interval) + 1;
@@ -202,6 +234,7 @@ export function initRecorder() {
     clearTimeout(p.timer);
     hold.setAttribute("aria-pressed", "false");
     $("hold-label").textContent = "Hold to record";
+    $("timed-label").textContent = "Start recording";
     $("rec").hidden = true;
     dialog.classList.remove("is-recording");
     saving += 1;
@@ -252,6 +285,66 @@ export function initRecorder() {
     if (p.counts === counts && dialog.open) renderStatus();
   }
 
+  // ---- timed: a countdown shown on the video, then a recording that stops by itself ----
+
+  function startCountdown() {
+    const delay = Number(delaySelect.value) || 0;
+    const seconds = Number(durationSelect.value) || 3;
+    if (!delay) {
+      startPress(seconds);
+      return;
+    }
+    const end = performance.now() + delay * 1000;
+    counting = { timer: 0 };
+    timedButton.classList.add("is-armed");
+    $("timed-label").textContent = "Cancel";
+    $("announce").textContent = `Recording starts in ${delay} seconds`;
+    const step = () => {
+      const left = end - performance.now();
+      if (left <= 0) {
+        stopCountdown();
+        startPress(seconds);
+        return;
+      }
+      countdown.textContent = String(Math.ceil(left / 1000));
+      counting.timer = setTimeout(step, Math.min(left, ((left - 1) % 1000) + 1));
+    };
+    countdown.hidden = false;
+    step();
+    settle();
+  }
+
+  function stopCountdown() {
+    if (!counting) return;
+    clearTimeout(counting.timer);
+    counting = null;
+    countdown.hidden = true;
+    timedButton.classList.remove("is-armed");
+    $("timed-label").textContent = "Start recording";
+    settle();
+  }
+
+  timedButton.addEventListener("click", () => {
+    if (counting) {
+      stopCountdown();
+      $("announce").textContent = "Cancelled";
+    } else if (press) {
+      stopPress();
+    } else {
+      startCountdown();
+    }
+  });
+  for (const input of modeInputs) {
+    input.addEventListener("change", () => {
+      showMode();
+      try {
+        localStorage.setItem(MODE_KEY, input.value);
+      } catch {
+        // no storage
+      }
+    });
+  }
+
   // ---- input: pointer (mouse, touch, pen) and keyboard ----
 
   hold.addEventListener("pointerdown", (event) => {
@@ -281,7 +374,9 @@ export function initRecorder() {
   });
   hold.addEventListener("blur", stopPress);
   document.addEventListener("visibilitychange", () => {
-    if (document.hidden) stopPress();
+    if (!document.hidden) return;
+    stopCountdown();
+    stopPress();
   });
 
   cameraSelect.addEventListener("change", () => {
@@ -298,6 +393,7 @@ export function initRecorder() {
   dialog.querySelector("[data-action=retry]").addEventListener("click", () => startCamera());
   dialog.querySelector("[data-action=close]").addEventListener("click", () => dialog.close());
   dialog.addEventListener("close", () => {
+    stopCountdown();
     stopPress();
     opening += 1;
     stopStream(stream);
