@@ -89,11 +89,12 @@ def test_class_delete_with_photos_is_undone(client):
     with client.app.state.services.session_factory() as s:
         keys = s.get(TrashEntry, int(path.split("/")[3])).keys
     assert len(keys) == 3 and all(store.path(k, ORIGINAL).is_file() for k in keys)  # files stay meanwhile
+    third = client.post(f"/api/projects/{pid}/classes", json={"name": "c"}).json()  # made meanwhile
     r = client.post(path)
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["kind"] == "class" and body["classes"][0] == detail["classes"][0]  # id, name, colour, count
-    assert client.get(f"/api/projects/{pid}").json()["classes"] == detail["classes"]
+    assert client.get(f"/api/projects/{pid}").json()["classes"] == [*detail["classes"], third]
     assert sample_files(client, client.get(f"/api/classes/{cid}/samples").json()) == before
 
 

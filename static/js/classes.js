@@ -427,10 +427,11 @@ async function deleteForUndo(url) {
   return response.headers.get("X-Undo");
 }
 
-let pendingUndo = null; // the latest delete's undo, while its toast shows
+// Deletes still undoable from the page, oldest first: the toast offers the latest, Ctrl+Z takes them newest first.
+const undoable = [];
 
 function offerUndo(message, path) {
-  pendingUndo?.dismiss();
+  for (const older of undoable) older.node.remove(); // one toast at a time; Ctrl+Z still reaches the older
   if (!path) {
     toast(message, "success");
     return;
@@ -445,20 +446,22 @@ function offerUndo(message, path) {
   button.setAttribute("aria-keyshortcuts", "Control+Z Meta+Z");
   node.querySelector("[data-action=close]").before(button);
   const entry = {
-    dismiss() {
+    node,
+    forget() {
       clearTimeout(entry.timer);
       node.remove();
-      if (pendingUndo === entry) pendingUndo = null;
+      const i = undoable.indexOf(entry);
+      if (i !== -1) undoable.splice(i, 1);
     },
     async run({ focus = false } = {}) {
-      entry.dismiss();
+      entry.forget();
       await undoDelete(path, { focus });
     },
   };
-  entry.timer = setTimeout(entry.dismiss, UNDO_MS);
+  entry.timer = setTimeout(entry.forget, UNDO_MS);
   button.addEventListener("click", () => entry.run());
-  node.querySelector("[data-action=close]").addEventListener("click", entry.dismiss);
-  pendingUndo = entry;
+  node.querySelector("[data-action=close]").addEventListener("click", entry.forget);
+  undoable.push(entry);
 }
 
 async function undoDelete(path, { focus }) {
@@ -495,9 +498,9 @@ function initUndoKey() {
     const z = event.key === "z" || event.key === "Z";
     if (!z || !(event.ctrlKey || event.metaKey) || event.shiftKey || event.altKey) return;
     // In a text field, Ctrl+Z undoes typing; with a dialog open, the delete is not what the user looks at.
-    if (!pendingUndo || typing(event.target) || document.querySelector("dialog[open]")) return;
+    if (!undoable.length || typing(event.target) || document.querySelector("dialog[open]")) return;
     event.preventDefault();
-    pendingUndo.run({ focus: true });
+    undoable.at(-1).run({ focus: true });
   });
 }
 

@@ -111,6 +111,19 @@ def test_ctrl_z_restores_a_deleted_class_and_keyboard_delete_a_photo(page: Page,
     page.keyboard.press("Meta+z")
     expect(thumbs(page, "bees")).to_have_count(2)
     assert len(samples(api, ids["bees"])) == 2
+    # Two deletes in a row: Ctrl+Z twice brings both back, newest first.
+    thumbs(page, "ants").first.focus()
+    page.keyboard.press("Delete")
+    expect(thumbs(page, "ants")).to_have_count(1)
+    page.keyboard.press("Delete")
+    expect(thumbs(page, "ants")).to_have_count(0)
+    expect(page.get_by_test_id("undo-toast")).to_have_count(1)  # one toast, the latest delete's
+    assert focused_testid(page) == "upload-button"  # the gallery is empty: the next thing to do
+    page.keyboard.press("Control+z")
+    expect(thumbs(page, "ants")).to_have_count(1)
+    page.keyboard.press("Control+z")
+    expect(thumbs(page, "ants")).to_have_count(2)
+    assert len(samples(api, ids["ants"])) == 2
     # Ctrl+Z in a text field is the field's own undo.
     first = thumbs(page, "bees").first
     first.focus()
