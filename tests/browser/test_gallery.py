@@ -195,6 +195,7 @@ def test_phone_has_no_permanent_delete_x(phone_page: Page, api: httpx.Client, hy
     for i in range(4):
         expect(xs.nth(i)).to_be_hidden()
     shot(page, "project-phone")
+    card(page, "ants").screenshot(path=str(SHOTS / "project-phone-card.png"))
     # A tap chooses the photo and shows its x; a second tap (on the x) deletes it, with Undo.
     thumbs(page, "ants").nth(2).tap()
     expect(xs.nth(2)).to_be_visible()
@@ -210,6 +211,14 @@ def test_phone_has_no_permanent_delete_x(phone_page: Page, api: httpx.Client, hy
     expect(thumbs(page, "ants")).to_have_count(4)
     width = page.evaluate("() => document.documentElement.scrollWidth")
     assert width <= 390, f"the page scrolls sideways on a phone ({width}px wide)"
+    # The recorder's timed mode fits a phone too.
+    recorder = open_recorder(page, "ants")
+    expect(recorder).to_have_attribute("data-state", "ready")
+    page.get_by_test_id("mode-timed").check(force=True)
+    for control in ("recorder-delay", "recorder-duration", "timed-record"):
+        box = page.get_by_test_id(control).bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 390, control
+    shot(page, "recorder-timed-phone")
 
 
 def test_use_in_training_switch(page: Page, api: httpx.Client, hymenoptera: Path):
