@@ -23,6 +23,8 @@ class ClassCard {
     this.samples = null; // newest first, once loaded
     this.showAll = false;
     this.current = null; // the sample id whose thumbnail is the gallery's one tab stop
+    this.selecting = false; // "Select": taps and Space choose photos, one Delete removes them (one undo)
+    this.selected = new Set();
     this.onChange = onChange;
     this.queue = Promise.resolve();
     this.$ = (role) => el.querySelector(`[data-role=${role}]`);
@@ -93,6 +95,58 @@ class ClassCard {
     }
   }
 
+  // ---- "Select": choose several photos, delete them at once (one trash entry on the server, one undo) ----
+
+  toggleSelecting(on) {
+    this.selecting = on;
+    this.selected.clear();
+    this.el.classList.toggle("is-selecting", on);
+    this.$("select-mode").setAttribute("aria-pressed", String(on));
+    this.$("select-mode").lastChild.textContent = on ? " Done" : " Select";
+    this.$("select-tools").hidden = !on;
+    this.renderSelection();
+  }
+
+  toggleSelected(li) {
+    const id = Number(li.dataset.sampleId);
+    if (!this.selected.delete(id)) this.selected.add(id);
+    this.setCurrent(li);
+    this.renderSelection();
+  }
+
+  renderSelection() {
+    const present = new Set((this.samples || []).map((s) => s.id));
+    for (const id of [...this.selected]) if (!present.has(id)) this.selected.delete(id);
+    for (const li of this.thumbs()) {
+      const on = this.selected.has(Number(li.dataset.sampleId));
+      li.classList.toggle("is-selected", on);
+      li.setAttribute("aria-label", on ? `${li.dataset.label}, selected` : li.dataset.label);
+    }
+    this.$("select-count").textContent = `${this.selected.size} selected`;
+    this.$("select-delete").disabled = this.selected.size === 0;
+  }
+
+  async deleteSelected(button) {
+    const ids = [...this.selected];
+    if (!ids.length) return;
+    await whileBusy(button, async () => {
+      let undo;
+      try {
+        undo = await deleteForUndo(`/api/samples?${ids.map((id) => `id=${id}`).join("&")}`);
+      } catch (err) {
+        showError(err, "Could not delete the images");
+        return;
+      }
+      const gone = new Set(ids);
+      this.samples = this.samples.filter((s) => !gone.has(s.id));
+      this.toggleSelecting(false);
+      this.renderGallery();
+      events.emit("samples-changed");
+      offerUndo(`Deleted ${plural(ids.length, "image")} from “${this.name}”.`, undo);
+    });
+    if (!this.samples.length) this.el.querySelector("[data-action=upload]").focus();
+  }
+
   // ---- the gallery: one tab stop (roving tabindex); arrows, Home/End move; Delete/Backspace deletes ----
 
   thumbs() {
@@ -124,6 +178,15 @@ class ClassCard {
       const next = items[Math.max(0, Math.min(items.length - 1, moves[event.key]))];
       this.setCurrent(next);
       next.focus();
+    } else if ((event.key === " " || event.key === "Enter") && this.selecting) {
+      event.preventDefault();
+      this.toggleSelected(li);
+    } else if (event.key === "Escape" && this.selecting) {
+      this.toggleSelecting(false);
+    } else if ((event.key === "Delete" || event.key === "Backspace") && canEdit && this.selecting
+               && this.selected.size) {
+      event.preventDefault();
+      this.deleteSelected(this.$("select-delete"));
     } else if ((event.key === "Delete" || event.key === "Backspace") && canEdit) {
       event.preventDefault();
       this.deleteSample(li.querySelector("[data-action=delete-sample]"));
@@ -131,6 +194,11 @@ class ClassCard {
   }
 
   onClick(event) {
+    const thumb = event.target.closest("[data-sample-id]");
+    if (this.selecting && thumb && !event.target.closest("[data-action]")) {
+      this.toggleSelected(thumb);
+      return;
+    }
     const target = event.target.closest("[data-action]");
     if (!target || !this.el.contains(target)) return;
     const action = target.dataset.action;
@@ -140,6 +208,8 @@ class ClassCard {
     else if (action === "cancel-rename") this.toggleRename(false);
     else if (action === "delete-class") this.remove(target);
     else if (action === "delete-sample") this.deleteSample(target);
+    else if (action === "select-mode") this.toggleSelecting(!this.selecting);
+    else if (action === "select-delete") this.deleteSelected(target);
     else if (action === "dismiss-rejected") this.$("rejected").hidden = true;
     else if (action === "show-all") {
       this.showAll = !this.showAll;
@@ -170,6 +240,8 @@ class ClassCard {
     if (hadFocus && current) current.focus();
     this.$("empty").hidden = samples.length > 0;
     this.$("download").hidden = samples.length === 0;
+    this.$("select-bar").hidden = samples.length === 0 && !this.selecting;
+    this.renderSelection();
     const more = this.el.querySelector("[data-action=show-all]");
     more.hidden = samples.length <= GALLERY_PREVIEW;
     more.textContent = this.showAll ? "Show fewer" : `Show all ${samples.length} images`;
@@ -179,7 +251,8 @@ class ClassCard {
   thumb(sample, i, total) {
     const li = cloneTemplate("thumb-template");
     li.dataset.sampleId = sample.id;
-    li.setAttribute("aria-label", `${sample.filename}, photo ${i + 1} of ${total}`);
+    li.dataset.label = `${sample.filename}, photo ${i + 1} of ${total}`;
+    li.setAttribute("aria-label", li.dataset.label);
     const img = li.querySelector("img");
     img.src = sample.thumbnail_url;
     img.alt = "";

@@ -307,3 +307,34 @@ def test_timed_recording(page: Page, api: httpx.Client):
     page.reload()
     open_recorder(page, "ants")
     expect(page.get_by_test_id("timed-record")).to_be_visible()
+
+
+def test_select_several_photos_and_delete_them_with_one_undo(page: Page, api: httpx.Client, hymenoptera: Path):
+    pid, ids = make_project(api, "Select")
+    add_photos(api, ids["ants"], ants(hymenoptera, 5))
+    page.goto(f"/projects/{pid}")
+    expect(thumbs(page, "ants")).to_have_count(5)
+    expect(card(page, "bees").get_by_test_id("select-photos")).to_be_hidden()  # no photos to choose
+    ants_card = card(page, "ants")
+    ants_card.get_by_test_id("select-photos").click()
+    expect(ants_card.get_by_test_id("delete-selected")).to_be_disabled()
+    thumbs(page, "ants").nth(0).click()
+    thumbs(page, "ants").nth(2).click()
+    # The keyboard chooses too: Space on the focused photo.
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("Space")
+    expect(ants_card.get_by_test_id("select-count")).to_have_text("3 selected")
+    expect(thumbs(page, "ants").nth(4)).to_have_attribute("aria-label", re.compile(r", selected$"))
+    expect(ants_card.get_by_test_id("delete-sample").first).to_be_hidden()  # no x while choosing
+    shot(page, "select-desktop")
+    chosen = [int(thumbs(page, "ants").nth(i).get_attribute("data-sample-id")) for i in (0, 2, 4)]
+    with page.expect_response(lambda r: r.request.method == "DELETE") as info:
+        ants_card.get_by_test_id("delete-selected").click()
+    assert info.value.status == 204 and info.value.url.endswith("/api/samples?" + "&".join(f"id={i}" for i in chosen))
+    expect(thumbs(page, "ants")).to_have_count(2)
+    expect(page.get_by_test_id("undo-toast")).to_contain_text("Deleted 3 images")
+    assert len(samples(api, ids["ants"])) == 2
+    page.get_by_test_id("undo-button").click()
+    expect(thumbs(page, "ants")).to_have_count(5)
+    assert len(samples(api, ids["ants"])) == 5
