@@ -4,8 +4,10 @@ ids and bytes; expired entries are purged with their files; start-up keeps trash
 from __future__ import annotations
 
 import sqlite3
+import time
 from datetime import datetime, timedelta, timezone
 
+from app import trash
 from app.models import TrashEntry
 from app.storage import ORIGINAL
 from tests.conftest import make_client, make_project, photos, upload
@@ -231,3 +233,23 @@ def test_undo_needs_edit_rights_on_the_project(tmp_path, cache_dir):
         # A viewer may download a class's photos; someone outside the project may not.
         assert carol.get(f"/api/classes/{cid}/photos.zip").status_code == 200
         assert bob.get(f"/api/classes/{cid}/photos.zip").status_code == 404
+
+
+def test_the_sweeper_thread_purges_while_the_server_runs(client, tmp_path):
+    _, (cid, _) = make_project(client)
+    sample = upload(client, cid, ANTS[:1]).json()["added"][0]
+    path = undo_path(client.delete(f"/api/samples/{sample['id']}"))
+    services = client.app.state.services
+    with services.session_factory() as s:
+        key = s.get(TrashEntry, int(path.split("/")[3])).keys[0]
+    expire_all(tmp_path / "data")
+    sweeper = trash.TrashSweeper(services.session_factory, services.store, every=0.05)
+    sweeper.start()
+    try:
+        deadline = time.monotonic() + 10
+        while list(services.store.root.glob(f"*/{key}.*")):
+            assert time.monotonic() < deadline, "the sweeper did not purge the expired entry in 10 s"
+            time.sleep(0.05)
+    finally:
+        sweeper.stop()
+    assert client.post(path).status_code == 404

@@ -325,7 +325,11 @@ class ClassCard {
     await whileBusy(button, async () => {
       try {
         const undo = await deleteForUndo(`/api/classes/${this.id}`);
+        // Focus goes to the next card (or the form to add one), not to the top of the page.
+        const next = this.el.nextElementSibling?.querySelector("[data-action=rename-class]")
+          || document.getElementById("new-class-name");
         this.drop();
+        next?.focus();
         offerUndo(`Deleted class “${this.name}”.`, undo);
       } catch (err) {
         showError(err, "Could not delete the class");

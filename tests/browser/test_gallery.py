@@ -95,6 +95,7 @@ def test_ctrl_z_restores_a_deleted_class_and_keyboard_delete_a_photo(page: Page,
     card(page, "ants").get_by_test_id("delete-class").click()
     page.get_by_test_id("confirm-ok").click()
     expect(card(page, "ants")).to_have_count(0)
+    expect(card(page, "bees").get_by_test_id("rename-class")).to_be_focused()  # the next card, not the page top
     expect(page.get_by_test_id("undo-toast")).to_contain_text("Deleted class “ants”")
     page.keyboard.press("Control+z")
     expect(card(page, "ants")).to_have_count(1)
