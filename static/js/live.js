@@ -100,6 +100,7 @@ async function startCamera(deviceId = savedCameraId()) {
     if (mine !== opening) return;
     $("starting").hidden = true;
     root.dataset.state = "running";
+    if (paused && !still) freeze(); // paused before the camera came: hold its first picture, not a moving one
     renderCameraPicker(cameraSelect, await listCameras(), active);
     renderCorrectButtons();
     pump();
@@ -654,7 +655,9 @@ async function retrain() {
       message.textContent = "Training was cancelled.";
       break;
     }
-    message.textContent = j.status === "queued" ? "Waiting to start…" : j.message || "Training…";
+    // The worker's own messages are technical; this page says how far it is, in plain words.
+    message.textContent = j.status === "queued" ? "Waiting to start…"
+      : `Training… ${Math.round(Math.max(0, Math.min(1, j.progress || 0)) * 100)}%`;
   }
   trainingJob = null;
   retrainButton.disabled = false;

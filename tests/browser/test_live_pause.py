@@ -220,6 +220,7 @@ def test_pause_holds_the_predicted_still_and_adds_it_byte_for_byte(page: Page, a
     on_canvas = np.asarray(still_image(page), dtype=np.int16)
     decoded = np.asarray(predicted.convert("RGB"), dtype=np.int16)
     assert on_canvas.shape == decoded.shape
+    # Measured: identical (Chromium and Pillow both decode with libjpeg-turbo); a little slack for other builds.
     assert np.abs(on_canvas - decoded).max() <= 3, "the still on screen is not the predicted JPEG"
     page.screenshot(path=str(tmp_path / "live-paused-desktop.png"))
 
@@ -372,3 +373,25 @@ def test_class_colours_and_a_long_name_stay_readable(page: Page, api: httpx.Clie
     assert geometry["labelText"] == LONG
     assert geometry["label"]["right"] <= geometry["value"]["left"]
     assert geometry["fills"] == colors
+
+
+def test_paused_before_the_camera_starts_holds_its_first_picture(page: Page, trained):
+    pid, _ = trained
+    # A slow camera (as on a phone asking for permission): getUserMedia answers after 2 s.
+    page.add_init_script("""(() => {
+        const real = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+        navigator.mediaDevices.getUserMedia = (c) => new Promise((r) => setTimeout(r, 2000)).then(() => real(c));
+    })()""")
+    wire = Wire(page)
+    page.goto(f"/projects/{pid}/live")
+    live = page.get_by_test_id("live")
+    expect(live).to_have_attribute("data-state", "starting")
+    page.get_by_test_id("live-pause").click()
+    expect(page.get_by_test_id("live-pps")).to_have_text("Paused")
+    expect(live).to_have_attribute("data-state", "running")
+    expect(page.get_by_test_id("live-still")).to_be_visible()
+    expect(live).to_have_attribute("data-still", "ready")
+    code = screen_code(page)
+    page.wait_for_timeout(1200)
+    assert screen_code(page) == code
+    assert len(wire.frames) == 1 and read_code(Image.open(io.BytesIO(wire.frames[0]))) == code
