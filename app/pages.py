@@ -30,9 +30,13 @@ def _render(request: Request, template: str, context: dict, status_code: int = 2
         # With login off the account menu offers "Sign in" only where there is an account to sign in to.
         with session_scope(services.session_factory) as s:
             accounts_exist = accounts.count_users(session=s) > 0
-    return templates.TemplateResponse(request, template, {
+    response = templates.TemplateResponse(request, template, {
         "device": services.device, "login_required": services.settings.login_required,
         "accounts_exist": accounts_exist, **context}, status_code=status_code)
+    # A page is a snapshot of the database: Back must fetch it again (a project made meanwhile is listed), not
+    # show the browser's stored copy; no-store also keeps the page out of the back/forward cache.
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def safe_next(raw: str | None) -> str:
