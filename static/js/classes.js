@@ -345,9 +345,11 @@ export function syncClasses(classes) {
   if (!live) return;
   const { list, cards, adopt, changed } = live;
   const fresh = new Map(classes.map((c) => [c.id, c]));
+  let photosChanged = false; // the Train panel then says the model is out of date, as after a change here
   for (const card of cards.filter((c) => !fresh.has(c.id))) {
     card.el.remove();
     cards.splice(cards.indexOf(card), 1);
+    photosChanged = true;
   }
   for (const cls of classes) {
     const card = cards.find((c) => c.id === cls.id);
@@ -358,12 +360,17 @@ export function syncClasses(classes) {
       const added = adopt(el, cls);
       added.setName(cls.name);
       added.load();
+      photosChanged ||= cls.sample_count > 0;
       continue;
     }
     if (card.name !== cls.name && card.$("rename-form").hidden) card.setName(cls.name); // not while renaming
     card.setColor?.(cls.color);
     card.setEnabled?.(cls.enabled);
-    if (cls.sample_count !== card.count) card.load();
+    if (cls.sample_count !== card.count) {
+      card.load();
+      photosChanged = true;
+    }
   }
   changed();
+  if (photosChanged) events.emit("samples-changed");
 }
