@@ -275,6 +275,19 @@ def test_a_page_away_longer_than_the_feed_keeps_is_told_to_reload_everything(liv
             assert events.next()["data"]["topic"] == "project"
 
 
+def test_a_stream_ends_after_its_lifetime_so_the_browser_reconnects_and_signs_in_again(live, monkeypatch):
+    from app.api import events as events_api
+
+    monkeypatch.setattr(events_api, "LIFETIME_S", 1)  # 300 s in service; the same code path
+    with httpx.Client(base_url=live.url, timeout=30) as c:
+        pid, _ = make_project(c, "lifetime", ())
+        start = time.monotonic()
+        with c.stream("GET", "/api/events", params={"project": pid}, timeout=httpx.Timeout(10, read=5)) as r:
+            body = "".join(r.iter_text())
+        assert time.monotonic() - start < 3
+        assert body.startswith("retry: 1000\n\n")  # how soon EventSource reconnects
+
+
 def test_the_stream_answers_as_its_schema_says(live):
     """Excluded from the generated schemathesis run (a stream that never ends would hang it); checked here."""
     with httpx.Client(base_url=live.url, timeout=30) as c:
