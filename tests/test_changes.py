@@ -253,7 +253,10 @@ def test_last_event_id_resumes_where_the_page_left_off(live):
         c.patch(f"/api/projects/{pid}", json={"name": "three"})
         with stream(c, params={"project": pid}, headers={"Last-Event-ID": seen}) as events:
             assert [events.next()["data"]["topic"], events.next()["data"]["topic"]] == ["classes", "project"]
-        # Without it, a stream starts from now: a fresh page has just read everything.
+        # ?after=N, as a page passes the feed's position when it was rendered: the same, for a first connection.
+        with stream(c, params={"project": pid, "after": seen}) as events:
+            assert [events.next()["data"]["topic"], events.next()["data"]["topic"]] == ["classes", "project"]
+        # Without either, a stream starts from now.
         with stream(c, params={"project": pid}) as events:
             c.patch(f"/api/classes/{cid}", json={"name": "four"})
             assert int(events.next()["id"]) > int(seen) + 2
@@ -348,6 +351,25 @@ def test_pages_are_never_stored_so_back_shows_fresh_data(client):
     pid, _ = make_project(client, "fresh", ())
     for path in ("/", f"/projects/{pid}", f"/projects/{pid}/models"):
         assert client.get(path).headers["cache-control"] == "no-store", path
+
+
+def test_a_page_says_where_the_feed_stood_when_it_was_rendered(client):
+    from html.parser import HTMLParser
+
+    class Meta(HTMLParser):
+        found: dict = {}
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            if tag == "meta" and attrs.get("name") == "snapclass-change-id":
+                self.found["id"] = attrs["content"]
+
+    pid, _ = make_project(client, "meta", ("a",))
+    with session_scope(client.app.state.services.session_factory) as s:
+        latest = changes.latest_id(s)
+    parser = Meta()
+    parser.feed(client.get(f"/projects/{pid}").text)
+    assert parser.found["id"] == str(latest)
 
 
 def test_a_deleted_thing_is_named_in_words_that_do_not_blame_the_page(client):

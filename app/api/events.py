@@ -45,8 +45,12 @@ see, and to projects that you could see and no longer can (deleted, or your memb
 
 Each event is `event: change`, `id: N`, `data: {"id": N, "project_id": P, "topic": T}` with topic one of
 `project`, `classes`, `samples`, `jobs`, `models`, or `all` (changes were missed: reload everything). A burst of
-changes to one thing arrives as one event. A reconnect with `Last-Event-ID: N` resumes after change N. Lines
+changes to one thing arrives as one event. A reconnect with `Last-Event-ID: N` (or `?after=N`) resumes after
+change N; without either the stream starts from now. Lines
 starting with `:` are keep-alives. The stream ends after a few minutes; EventSource reconnects by itself."""
+
+AFTER = ("resume after this change (a page passes the feed's position when it was rendered: the "
+         "`snapclass-change-id` meta tag); Last-Event-ID, when sent, wins")
 
 STREAM = {200: {"description": "the stream (it ends after a few minutes; reconnect with Last-Event-ID)",
                 "content": {"text/event-stream": {"schema": {"type": "string"}}}},
@@ -133,12 +137,15 @@ async def _stream(request: Request, follower: Follower, missed: bool) -> AsyncIt
             summary="Follow changes (Server-Sent Events)")
 async def follow_changes(request: Request, session: SessionDep, services: ServicesDep, actor: ActorDep,
                          project: Annotated[int | None, Query(ge=1, le=MAX_ID, description="a project's id")] = None,
+                         after: Annotated[int | None, Query(ge=0, le=MAX_ID, description=AFTER)] = None,
                          last_event_id: Annotated[str | None, Header(description="resume after this change")] = None):
     if project is not None:
         access.project(session, actor, project)  # 404 before the stream starts
     # The request's session closes when this function returns (SessionDep's scope): the stream holds no
     # connection for minutes, it reads with short sessions of its own.
-    after, missed = _resume_point(session, last_event_id)
+    # Last-Event-ID first: EventSource sends it on reconnecting, and it is newer than the URL's `after`.
+    after, missed = _resume_point(session, last_event_id if last_event_id is not None else
+                                  None if after is None else str(after))
     follower = Follower(services.session_factory, actor, project, after)
     await anyio.to_thread.run_sync(follower.start)
     # no-store: a proxy must not keep a stream; no-transform/X-Accel-Buffering: nor hold it back in a buffer.

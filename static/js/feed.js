@@ -3,7 +3,9 @@
 //
 // One EventSource per tab, open only while the tab is visible: a browser allows about six HTTP/1.1 connections
 // per server, and hidden tabs holding one each would starve the visible one. A tab shown again (or brought
-// back by Back/Forward) refreshes once, since it heard nothing meanwhile.
+// back by Back/Forward) asks for what it missed: the stream starts after the last change it heard, or after
+// the feed's position when the page was rendered (the snapclass-change-id meta tag), so a change made while
+// the page loaded or while it was hidden is not lost; the server says "all" when that is too long ago.
 
 const GATHER_MS = 150; // changes arriving together (an upload, training progress) make one refresh
 const RETRY_MS = 10_000; // the server refused the stream (signed out, a deleted project): try again later
@@ -12,7 +14,9 @@ const RETRY_MS = 10_000; // the server refused the stream (signed out, a deleted
 // call; topic "all" means "assume everything changed". It may return a promise: no second call overlaps it.
 // Returns { stop } to end following for good (a deleted project).
 export function follow({ project = null, onChange }) {
-  const url = project ? `/api/events?project=${encodeURIComponent(project)}` : "/api/events";
+  const base = project ? `/api/events?project=${encodeURIComponent(project)}&` : "/api/events?";
+  const rendered = document.querySelector("meta[name=snapclass-change-id]")?.content;
+  let lastId = rendered && /^\d+$/.test(rendered) ? Number(rendered) : null;
   let source = null;
   let timer = 0;
   let retry = 0;
@@ -43,10 +47,12 @@ export function follow({ project = null, onChange }) {
 
   const open = () => {
     if (source || stopped || document.visibilityState !== "visible") return;
-    source = new EventSource(url);
+    source = new EventSource(lastId === null ? base : `${base}after=${lastId}`);
     source.addEventListener("change", (event) => {
       try {
-        heard(JSON.parse(event.data));
+        const change = JSON.parse(event.data);
+        lastId = Math.max(lastId ?? 0, change.id);
+        heard(change);
       } catch {
         heard({ project_id: project, topic: "all" });
       }
@@ -75,14 +81,14 @@ export function follow({ project = null, onChange }) {
     if (document.visibilityState !== "visible") {
       close();
     } else if (!source) {
-      heard({ project_id: project, topic: "all" });
+      if (lastId === null) heard({ project_id: project, topic: "all" }); // else the stream replays what it missed
       open();
     }
   });
-  // Back/Forward may show the page from memory (bfcache) as it was: refresh it, and open the stream again.
+  // Back/Forward may show the page from memory (bfcache) as it was (pages are no-store, so rarely): catch up.
   window.addEventListener("pageshow", (event) => {
     if (!event.persisted) return;
-    heard({ project_id: project, topic: "all" });
+    if (lastId === null) heard({ project_id: project, topic: "all" });
     open();
   });
   window.addEventListener("pagehide", close);

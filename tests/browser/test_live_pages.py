@@ -139,6 +139,18 @@ def test_a_hidden_tab_holds_no_stream_and_catches_up_when_shown(page: Page, api:
     expect(cards).to_have_count(1, timeout=WITHIN_MS)  # shown again: one refresh
 
 
+def test_a_change_made_while_the_page_loads_is_not_lost(page: Page, api: httpx.Client):
+    pid, ids = make_project(api, "Changed while loading", {"ants": [], "bees": []})
+
+    def connect_late(route):  # the change lands after the page was rendered, before its stream connects
+        api.delete(f"/api/classes/{ids['bees']}")
+        route.continue_()
+
+    page.route("**/api/events?*", connect_late)
+    page.goto(f"/projects/{pid}")
+    expect(page.get_by_test_id("class-card")).to_have_count(1, timeout=WITHIN_MS)
+
+
 def test_an_action_on_a_class_deleted_meanwhile_says_so_in_words(page: Page, api: httpx.Client):
     pid, ids = make_project(api, "Gone meanwhile", {"ants": [], "bees": []})
     page.goto(f"/projects/{pid}")
