@@ -71,6 +71,7 @@ function showGone() {
   note.className = "rejected";
   note.setAttribute("role", "alert");
   note.dataset.testid = "project-gone";
+  note.style.marginBottom = "12px"; // (a style property, not an attribute: the CSP allows it)
   const home = document.createElement("a");
   home.href = "/";
   home.textContent = "All projects";
