@@ -338,9 +338,13 @@ def test_streams_only_tell_each_user_about_projects_they_may_see(tmp_path, cache
                     assert alice.delete(f"/api/projects/{secret}").status_code == 204
                     assert page.next()["data"]["topic"] == "project"
                     assert home.next()["data"]["project_id"] == secret
-                    make_project(alice, "alice's second", ())
+                    second, _ = make_project(alice, "alice's second", ())
                     bob.patch(f"/api/projects/{own}", json={"name": "bob's again"})
                     assert home.next()["data"]["project_id"] == own  # alice's new project was not reported
+                    # One bob never saw, deleted: that some project went, not which (his page may have shown
+                    # it if it was shared with him while the page loaded, before his stream started).
+                    alice.delete(f"/api/projects/{second}")
+                    assert pair(home.next()) == (None, "project")
 
 
 def pair(event: dict) -> tuple[int | None, str]:

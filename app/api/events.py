@@ -21,11 +21,13 @@ from typing import Annotated
 import anyio
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
+from sqlalchemy import select
 
 from app import access, changes, crud
 from app.api import errors
 from app.api.deps import MAX_ID, ActorDep, ServicesDep, SessionDep
 from app.db import session_scope
+from app.models import Project
 from app.security import Actor
 
 router = APIRouter(prefix="/api", tags=["events"])
@@ -41,7 +43,8 @@ RESET = "all"  # the topic of an event that says "changes were missed: reload ev
 DESCRIPTION = """`text/event-stream` of changes, for pages that stay current while open.
 
 With `project`: changes to that project (404 if you may not see it). Without: changes to every project you may
-see, and to projects that you could see and no longer can (deleted, or your membership removed) - the home page.
+see, and to projects that you could see and no longer can (deleted, or your membership removed) - the home page;
+a project deleted that the stream cannot tell you saw comes as `project_id: null` (some project went).
 
 Each event is `event: change`, `id: N`, `data: {"id": N, "project_id": P, "topic": T}` with topic one of
 `project`, `classes`, `samples`, `jobs`, `models`, or `all` (changes were missed: reload everything). A burst of
@@ -83,6 +86,10 @@ class Follower:
     def _visible_ids(self, session) -> set[int]:
         return {p.id for p in access.visible_projects(session, self.actor)}
 
+    @staticmethod
+    def _existing(session, ids: set[int]) -> set[int]:
+        return set(session.scalars(select(Project.id).where(Project.id.in_(ids))))
+
     def start(self) -> None:
         if self.project_id is None:
             with session_scope(self.factory) as s:
@@ -101,13 +108,19 @@ class Follower:
                     access.project(s, self.actor, self.project_id)
                 except crud.NotFound:
                     self.allowed = False
-                seen = rows
+                seen = [(r.id, r.project_id, r.topic) for r in rows]
             else:
                 before, self.visible = self.visible, self._visible_ids(s)
-                seen = [r for r in rows if r.project_id in before or r.project_id in self.visible]
+                seen = [(r.id, r.project_id, r.topic) for r in rows
+                        if r.project_id in before or r.project_id in self.visible]
+                # A project deleted before this stream knew it (while the page loaded) may still be on the page:
+                # say that some project went, without saying which (someone else's id is not ours to tell).
+                others = {r.project_id for r in rows} - before - self.visible - {None}
+                if others and len(self._existing(s, others)) < len(others):
+                    seen.append((rows[-1].id, None, changes.PROJECT))
         latest: dict[tuple[int | None, str], int] = {}
-        for r in seen:
-            latest[(r.project_id, r.topic)] = r.id
+        for change_id, project_id, topic in seen:
+            latest[(project_id, topic)] = max(change_id, latest.get((project_id, topic), 0))
         return sorted(((i, pid, topic) for (pid, topic), i in latest.items()))
 
 
