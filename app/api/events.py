@@ -152,14 +152,17 @@ async def follow_changes(request: Request, session: SessionDep, services: Servic
                          project: Annotated[int | None, Query(ge=1, le=MAX_ID, description="a project's id")] = None,
                          after: Annotated[int | None, Query(ge=0, le=MAX_ID, description=AFTER)] = None,
                          last_event_id: Annotated[str | None, Header(description="resume after this change")] = None):
-    if project is not None:
-        access.project(session, actor, project)  # 404 before the stream starts
+    def prepare() -> tuple[int, bool]:  # in a worker thread, like every read of this route: not on the event loop
+        if project is not None:
+            access.project(session, actor, project)  # 404 before the stream starts
+        # Last-Event-ID first: EventSource sends it on reconnecting, and it is newer than the URL's `after`.
+        return _resume_point(session, last_event_id if last_event_id is not None else
+                             None if after is None else str(after))
+
     # The request's session closes when this function returns (SessionDep's scope): the stream holds no
     # connection for minutes, it reads with short sessions of its own.
-    # Last-Event-ID first: EventSource sends it on reconnecting, and it is newer than the URL's `after`.
-    after, missed = _resume_point(session, last_event_id if last_event_id is not None else
-                                  None if after is None else str(after))
-    follower = Follower(services.session_factory, actor, project, after)
+    start, missed = await anyio.to_thread.run_sync(prepare)
+    follower = Follower(services.session_factory, actor, project, start)
     await anyio.to_thread.run_sync(follower.start)
     # no-store: a proxy must not keep a stream; no-transform/X-Accel-Buffering: nor hold it back in a buffer.
     headers = {"Cache-Control": "no-store, no-transform", "X-Accel-Buffering": "no"}
