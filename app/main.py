@@ -14,6 +14,7 @@ from app.api import (
     auth,
     classes,
     errors,
+    events,
     live,
     members,
     models,
@@ -141,7 +142,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        openapi_url=None)  # app.docs serves the schema, behind the login like /docs
     for router in (system.router, auth.router, tokens.router, users.router, projectfile.router, projects.router,
                    members.router, classes.router, samples.router, training.router, predict.router, share.router,
-                   live.router, models.router, pages_router, docs.router):
+                   live.router, models.router, events.router, pages_router, docs.router):
         app.include_router(router)
     app.mount(docs.ASSETS_URL, docs.assets, name="docs-assets")
     app.mount("/static", StaticFiles(directory=assets.STATIC), name="static")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
-from app import __version__, access, accounts, assets, crud, export_help, sharing
+from app import __version__, access, accounts, assets, changes, crud, export_help, sharing
 from app.api.deps import ActorDep, ServicesDep, SessionDep
 from app.api.views import project_detail, project_out
 from app.db import session_scope
@@ -19,7 +19,14 @@ from app.security import Actor, Forbidden, identify
 templates = Jinja2Templates(directory=assets.TEMPLATES)
 templates.env.globals["version"] = __version__
 
-router = APIRouter(include_in_schema=False)
+def _mark_change(request: Request, services: ServicesDep) -> None:
+    """The change feed's position before the page reads its data: the page's live updates start there, so a change
+    made while it loads is not lost (static/js/feed.js)."""
+    with session_scope(services.session_factory) as s:
+        request.state.change_id = changes.latest_id(s)
+
+
+router = APIRouter(include_in_schema=False, dependencies=[Depends(_mark_change)])
 
 
 def _render(request: Request, template: str, context: dict, status_code: int = 200) -> HTMLResponse:
@@ -30,9 +37,14 @@ def _render(request: Request, template: str, context: dict, status_code: int = 2
         # With login off the account menu offers "Sign in" only where there is an account to sign in to.
         with session_scope(services.session_factory) as s:
             accounts_exist = accounts.count_users(session=s) > 0
-    return templates.TemplateResponse(request, template, {
+    response = templates.TemplateResponse(request, template, {
         "device": services.device, "login_required": services.settings.login_required,
-        "accounts_exist": accounts_exist, **context}, status_code=status_code)
+        "accounts_exist": accounts_exist, "change_id": getattr(request.state, "change_id", 0), **context},
+        status_code=status_code)
+    # A page is a snapshot of the database: Back must fetch it again (a project made meanwhile is listed), not
+    # show the browser's stored copy; no-store also keeps the page out of the back/forward cache.
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def safe_next(raw: str | None) -> str:

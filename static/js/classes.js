@@ -301,6 +301,7 @@ export function initClasses(project) {
     return card;
   };
 
+  live = { list, cards, adopt, changed }; // for syncClasses (live updates)
   const els = list.querySelectorAll("[data-class-id]");
   project.classes.forEach((cls, i) => adopt(els[i], cls).load());
   changed();
@@ -332,4 +333,44 @@ export function initClasses(project) {
     });
     input.focus();
   });
+}
+
+// ---------- live updates (static/js/feed.js via project.js) ----------
+
+let live = null; // initClasses's cards, set once it runs
+
+// Bring the cards in line with the classes as the server has them now (GET /api/projects/{id}): a class added,
+// renamed or deleted elsewhere, photos added or deleted there (that card's gallery is read again).
+export function syncClasses(classes) {
+  if (!live) return;
+  const { list, cards, adopt, changed } = live;
+  const fresh = new Map(classes.map((c) => [c.id, c]));
+  let photosChanged = false; // the Train panel then says the model is out of date, as after a change here
+  for (const card of cards.filter((c) => !fresh.has(c.id))) {
+    card.el.remove();
+    cards.splice(cards.indexOf(card), 1);
+    photosChanged = true;
+  }
+  for (const cls of classes) {
+    const card = cards.find((c) => c.id === cls.id);
+    if (!card) {
+      const el = cloneTemplate("class-card-template");
+      el.dataset.classId = cls.id;
+      list.append(el); // the server lists classes by id: a new one is the last
+      const added = adopt(el, cls);
+      added.setName(cls.name);
+      added.load();
+      photosChanged ||= cls.sample_count > 0;
+      continue;
+    }
+    if (card.name !== cls.name && card.$("rename-form").hidden) card.setName(cls.name); // not while renaming
+    card.setColor?.(cls.color);
+    card.setEnabled?.(cls.enabled);
+    if (cls.sample_count !== card.count) {
+      card.load();
+      photosChanged = true;
+    }
+  }
+  changed();
+  if (photosChanged) events.emit("samples-changed");
 }
