@@ -202,7 +202,7 @@ def assert_readable(page: Page, scope: str) -> None:
 
 
 def test_long_class_names_stay_readable_at_phone_width_with_class_colours(phone_page: Page, api: httpx.Client,
-                                                                         hymenoptera: Path):
+                                                                         hymenoptera: Path, tmp_path: Path):
     pid, ids = make_project(api, "Long names", classes=("ants", LONG))
     add_photos(api, ids["ants"], sorted((hymenoptera / "train" / "ants").glob("*.jpg"))[:PER_CLASS])
     add_photos(api, ids[LONG], sorted((hymenoptera / "train" / "bees").glob("*.jpg"))[:PER_CLASS])
@@ -225,7 +225,7 @@ def test_long_class_names_stay_readable_at_phone_width_with_class_colours(phone_
     page.get_by_test_id("predict-panel").scroll_into_view_if_needed()
     assert fill_colors(page, "#predict-panel") == colors
     assert_readable(page, "#predict-panel")
-    page.get_by_test_id("predict-panel").screenshot(path="/tmp/shots/preview/test-long-names-phone.png")
+    page.get_by_test_id("predict-panel").screenshot(path=str(tmp_path / "long-names-phone.png"))
 
     # The public share page: the same bars, coloured by the project's classes, and as readable.
     url = api.post(f"/api/projects/{pid}/share").json()["url"]
@@ -263,7 +263,7 @@ def train_button_box(page: Page) -> dict:
         " bottom: r.bottom}; }")
 
 
-def test_toasts_keep_to_a_corner_expire_and_offer_an_action(page: Page, api: httpx.Client):
+def test_toasts_keep_to_a_corner_expire_and_offer_an_action(page: Page, api: httpx.Client, tmp_path: Path):
     pid = api.post("/api/projects", json={"name": "Toasts"}).json()["id"]
     page.goto(f"/projects/{pid}")
     page.mouse.move(5, 5)
@@ -279,7 +279,7 @@ def test_toasts_keep_to_a_corner_expire_and_offer_an_action(page: Page, api: htt
     assert stack["right"] - stack["left"] <= min(420, 0.4 * stack["vw"]), stack
     assert stack["bottom"] - stack["top"] <= 0.5 * stack["vh"], stack
     assert no_overlap(stack, train_button_box(page)), "the messages cover the Train button"
-    page.screenshot(path="/tmp/shots/preview/test-toasts-desktop.png")
+    page.screenshot(path=str(tmp_path / "toasts-desktop.png"))
 
     # An info message with an action: hovering it holds it past its 5 s.
     page.evaluate(ACTION, "Photo deleted.")
@@ -309,7 +309,8 @@ def test_toasts_keep_to_a_corner_expire_and_offer_an_action(page: Page, api: htt
     expect(page.locator("[data-testid=toast]")).to_have_count(0)
 
 
-def test_toasts_on_a_phone_are_short_and_move_off_the_train_button(phone_page: Page, api: httpx.Client):
+def test_toasts_on_a_phone_are_short_and_move_off_the_train_button(phone_page: Page, api: httpx.Client,
+                                                                   tmp_path: Path):
     page = phone_page
     # Enough classes that Train (under them on a phone) starts below the fold.
     pid, _ = make_project(api, "Phone toasts", classes=("one", "two", "three", "four"))
@@ -320,14 +321,14 @@ def test_toasts_on_a_phone_are_short_and_move_off_the_train_button(phone_page: P
     assert stack["left"] <= 12 and stack["right"] >= stack["vw"] - 12, f"not full width: {stack}"
     assert stack["bottom"] >= stack["vh"] - 12, f"not at the bottom: {stack}"
     assert stack["bottom"] - stack["top"] <= 0.36 * stack["vh"], f"too tall: {stack}"
-    page.screenshot(path="/tmp/shots/preview/test-toasts-phone.png")
+    page.screenshot(path=str(tmp_path / "toasts-phone.png"))
     # Scrolled so that Train sits at the bottom of the screen, the messages go to the top instead.
     page.get_by_test_id("train-button").evaluate("el => el.scrollIntoView({block: 'end'})")
     page.wait_for_function("() => document.querySelector('.toasts').classList.contains('toasts-moved')")
     stack = page.evaluate(STACK)
     assert stack["top"] <= 12 and stack["left"] <= 12 and stack["right"] >= stack["vw"] - 12, stack
     assert no_overlap(stack, train_button_box(page)), "the messages cover the Train button"
-    page.screenshot(path="/tmp/shots/preview/test-toasts-phone-moved.png")
+    page.screenshot(path=str(tmp_path / "toasts-phone-moved.png"))
     # Scrolled back, they return to the bottom.
     page.evaluate("() => window.scrollTo(0, 0)")
     page.wait_for_function("() => !document.querySelector('.toasts').classList.contains('toasts-moved')")
