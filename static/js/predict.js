@@ -117,6 +117,8 @@ export function initPredict(project) {
     }
     $("dropzone").hidden = mode !== "file";
     $("webcam").hidden = mode !== "webcam";
+    // Live answers change several times a second: announced, they would drown everything else out.
+    $("result").setAttribute("aria-live", mode === "webcam" ? "off" : "polite");
     seq += 1; // a photo's answer still on its way belongs to the other mode
     delete panel.dataset.busy;
     clear();
