@@ -98,12 +98,26 @@ const overlaps = (a, b) => a.left < b.right && b.left < a.right && a.top < b.bot
 function placeToasts(box) {
   box.classList.remove("toasts-moved");
   if (!box.querySelector("[data-testid=toast]")) return;
-  const avoid = [...document.querySelectorAll(TOAST_AVOID)]
-    .map((el) => el.getBoundingClientRect()).filter((r) => r.width && r.height);
+  const avoid = [...document.querySelectorAll(TOAST_AVOID)].map(shownRect).filter(Boolean);
   const covers = () => avoid.some((r) => overlaps(r, box.getBoundingClientRect()));
   if (!covers()) return;
   box.classList.add("toasts-moved");
   if (covers()) box.classList.remove("toasts-moved"); // both places cover it: stay where people look
+}
+
+// The part of an element on screen: clipped by the boxes it scrolls in (the side column), null if none.
+function shownRect(el) {
+  const r = el.getBoundingClientRect();
+  let { left, right, top, bottom } = r;
+  for (let box = el.parentElement; box && box !== document.body; box = box.parentElement) {
+    if (getComputedStyle(box).overflowY === "visible") continue;
+    const b = box.getBoundingClientRect();
+    left = Math.max(left, b.left);
+    right = Math.min(right, b.right);
+    top = Math.max(top, b.top);
+    bottom = Math.min(bottom, b.bottom);
+  }
+  return right > left && bottom > top ? { left, right, top, bottom } : null;
 }
 
 let placing = 0;
@@ -115,7 +129,8 @@ function replaceToastsSoon() {
     if (box) placeToasts(box);
   });
 }
-window.addEventListener("scroll", replaceToastsSoon, { passive: true });
+// Capture: a scroll inside the side column does not bubble, and moves Train just the same.
+document.addEventListener("scroll", replaceToastsSoon, { capture: true, passive: true });
 window.addEventListener("resize", replaceToastsSoon);
 
 export function showError(err, prefix = "") {
