@@ -37,6 +37,7 @@ from app.headers import SecurityHeaders
 from app.inference import ModelCache
 from app.jobs import Worker
 from app.ml import checkpoint
+from app.pages import install_not_found_pages
 from app.pages import router as pages_router
 from app.services import Services, resolve_device
 from app.storage import ImageStore
@@ -149,4 +150,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Whatever the login mode: a page on another site must not act through the user's browser.
     app.add_middleware(CrossSiteGuard, allowed_origins=settings.allowed_origins)
     errors.install(app)
+    install_not_found_pages(app)  # HTML "not found" for pages, around errors' JSON answers
     return app
