@@ -19,6 +19,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
+from app import changes
 from app.crud import Conflict, NotFound
 from app.models import ApiToken, Project, User, UserSession, utcnow
 
@@ -114,8 +115,10 @@ def claim_unowned_projects(*, session: Session) -> int:
     admin = first_admin(session=session)
     if admin is None:
         return 0
-    result = session.execute(update(Project).where(Project.owner_id.is_(None)).values(owner_id=admin.id))
-    return result.rowcount or 0
+    claimed = session.scalars(update(Project).where(Project.owner_id.is_(None)).values(owner_id=admin.id)
+                              .returning(Project.id)).all()
+    changes.record(session, claimed, changes.PROJECT)  # a bulk update: no ORM event announces it
+    return len(claimed)
 
 
 def authenticate(*, session: Session, username: str, password: str) -> User | None:
@@ -159,10 +162,12 @@ def remove_user(*, session: Session, user: User, heir: User | None) -> int:
     if heir_id is None:
         other = session.scalar(select(User).where(User.is_admin.is_(True), User.id != user.id).order_by(User.id))
         heir_id = other.id if other else None
-    moved = session.execute(update(Project).where(Project.owner_id == user.id).values(owner_id=heir_id))
+    moved = session.scalars(update(Project).where(Project.owner_id == user.id).values(owner_id=heir_id)
+                            .returning(Project.id)).all()
+    changes.record(session, moved, changes.PROJECT)  # a bulk update: no ORM event announces it
     session.delete(user)
     session.flush()
-    return moved.rowcount or 0
+    return len(moved)
 
 
 def owned_project_counts(*, session: Session) -> dict[int, int]:

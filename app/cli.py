@@ -98,7 +98,9 @@ def serve(args) -> None:
     if upgraded.changed:
         print(f"snapclass: {upgraded.describe()}", file=sys.stderr)
     # One process: the worker thread that owns the device lives inside it.
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, workers=1,
+    # timeout_graceful_shutdown: an open page holds a live-update stream (app.api.events) that would keep a stop
+    # waiting; after a few seconds it is cut, and the page reconnects to the next server.
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, workers=1, timeout_graceful_shutdown=10,
                 log_level=os.environ.get("SNAPCLASS_LOG_LEVEL", "info"))
 
 

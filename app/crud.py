@@ -8,6 +8,7 @@ import numpy as np
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session, joinedload
 
+from app import changes
 from app.colors import next_color
 from app.models import (
     BackboneWeights,
@@ -263,15 +264,16 @@ def latest_job(*, session: Session, project_id: int) -> Job | None:
 
 def recover_jobs(*, session: Session) -> list[int]:
     """At start-up: a job left running died with the last process; queued ones run again."""
-    session.execute(
+    failed = session.scalars(
         update(Job).where(Job.status == "running").values(
             status="failed", message="interrupted: the server stopped while this job ran; train again",
-            finished_at=utcnow())
-    )
-    session.execute(
+            finished_at=utcnow()).returning(Job.project_id)
+    ).all()
+    cancelled = session.scalars(
         update(Job).where(Job.status == "queued", Job.cancel_requested.is_(True)).values(
-            status="cancelled", message="cancelled", finished_at=utcnow())
-    )
+            status="cancelled", message="cancelled", finished_at=utcnow()).returning(Job.project_id)
+    ).all()
+    changes.record(session, [*failed, *cancelled], changes.JOBS)  # bulk updates: no ORM event announces them
     return list(session.scalars(select(Job.id).where(Job.status == "queued").order_by(Job.id)))
 
 

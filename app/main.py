@@ -14,6 +14,7 @@ from app.api import (
     auth,
     classes,
     errors,
+    events,
     live,
     members,
     models,
@@ -37,6 +38,7 @@ from app.headers import SecurityHeaders
 from app.inference import ModelCache
 from app.jobs import Worker
 from app.ml import checkpoint
+from app.pages import install_not_found_pages
 from app.pages import router as pages_router
 from app.services import Services, resolve_device
 from app.storage import ImageStore
@@ -146,11 +148,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        openapi_url=None)  # app.docs serves the schema, behind the login like /docs
     for router in (system.router, auth.router, tokens.router, users.router, projectfile.router, projects.router,
                    members.router, classes.router, samples.router, trash_api.router, training.router, predict.router,
-                   share.router, live.router, models.router, pages_router, docs.router):
+                   share.router, live.router, models.router, events.router, pages_router, docs.router):
         app.include_router(router)
     app.mount(docs.ASSETS_URL, docs.assets, name="docs-assets")
     app.mount("/static", StaticFiles(directory=assets.STATIC), name="static")
     # Whatever the login mode: a page on another site must not act through the user's browser.
     app.add_middleware(CrossSiteGuard, allowed_origins=settings.allowed_origins)
     errors.install(app)
+    install_not_found_pages(app)  # HTML "not found" for pages, around errors' JSON answers
     return app

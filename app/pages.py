@@ -4,22 +4,34 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
+from sqlalchemy import select
+from starlette.exceptions import HTTPException
 
-from app import __version__, access, accounts, assets, crud, export_help, sharing
+from app import __version__, access, accounts, assets, changes, crud, export_help, sharing
 from app.api.deps import ActorDep, ServicesDep, SessionDep
 from app.api.views import project_detail, project_out
 from app.db import session_scope
 from app.exports import ALL_FORMATS, download_name
 from app.ml.backbones import BackboneUnavailable, get_spec, list_backbones
+from app.models import ImageClass
 from app.security import Actor, Forbidden, identify
 
 templates = Jinja2Templates(directory=assets.TEMPLATES)
 templates.env.globals["version"] = __version__
 
-router = APIRouter(include_in_schema=False)
+def _mark_change(request: Request, services: ServicesDep) -> None:
+    """The change feed's position before the page reads its data: the page's live updates start there, so a change
+    made while it loads is not lost (static/js/feed.js)."""
+    with session_scope(services.session_factory) as s:
+        request.state.change_id = changes.latest_id(s)
+
+
+router = APIRouter(include_in_schema=False, dependencies=[Depends(_mark_change)])
 
 
 def _render(request: Request, template: str, context: dict, status_code: int = 200) -> HTMLResponse:
@@ -30,9 +42,14 @@ def _render(request: Request, template: str, context: dict, status_code: int = 2
         # With login off the account menu offers "Sign in" only where there is an account to sign in to.
         with session_scope(services.session_factory) as s:
             accounts_exist = accounts.count_users(session=s) > 0
-    return templates.TemplateResponse(request, template, {
+    response = templates.TemplateResponse(request, template, {
         "device": services.device, "login_required": services.settings.login_required,
-        "accounts_exist": accounts_exist, **context}, status_code=status_code)
+        "accounts_exist": accounts_exist, "change_id": getattr(request.state, "change_id", 0), **context},
+        status_code=status_code)
+    # A page is a snapshot of the database: Back must fetch it again (a project made meanwhile is listed), not
+    # show the browser's stored copy; no-store also keeps the page out of the back/forward cache.
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def safe_next(raw: str | None) -> str:
@@ -151,4 +168,72 @@ def share_page(token: str, request: Request, session: SessionDep, services: Serv
         shared = sharing.shared_model(session=session, token=token)
     except crud.NotFound:
         return _render(request, "share.html", {"actor": actor, "share": None}, status_code=404)
-    return _render(request, "share.html", {"actor": actor, "share": shared.page_context(token)})
+    context = {**shared.page_context(token), "colors": _shared_colors(session, shared)}
+    return _render(request, "share.html", {"actor": actor, "share": context})
+
+
+def _shared_colors(session, shared: sharing.SharedProject) -> dict[str, str]:
+    """label -> colour for the share page's bars: by the model's class ids, so a class renamed since training
+    keeps its colour; a label whose class is gone has none (the page shows it neutral)."""
+    model = shared.model
+    if model is None:
+        return {}
+    colors = dict(session.execute(select(ImageClass.id, ImageClass.color)
+                                  .where(ImageClass.id.in_(list(model.class_ids)))).all())
+    return {label: colors[cid] for label, cid in zip(model.labels, model.class_ids, strict=False)
+            if colors.get(cid)}
+
+
+# --- the site icon, and "page not found" ---
+
+FAVICON = assets.STATIC / "favicon.ico"
+
+
+@router.get("/favicon.ico")
+def favicon():
+    """Browsers ask every site for /favicon.ico, before and without reading a page; public, like /static."""
+    return FileResponse(FAVICON, media_type="image/x-icon", headers={"Cache-Control": "public, max-age=86400"})
+
+
+def wants_page(request: Request) -> bool:
+    """A browser opening a page (not a script calling the JSON API, whose errors stay JSON: the contract)."""
+    return (request.method in ("GET", "HEAD") and not request.url.path.startswith("/api/")
+            and "text/html" in request.headers.get("accept", ""))
+
+
+def _not_found_page(request: Request, project: bool) -> HTMLResponse:
+    services = request.app.state.services
+    try:  # a signed-in visitor still sees the account menu; anyone else, the page alone
+        with session_scope(services.session_factory) as s:
+            actor = identify(request, s, services.settings)
+    except Exception:
+        actor = None
+    if project:  # the same words whether it never existed or is someone else's: nothing to learn from it
+        heading, text = ("Project not found",
+                         "This project does not exist, or it was deleted, or it is not shared with you.")
+    else:
+        heading, text = ("Page not found",
+                         "There is no page at this address. The link may be mistyped, or what it led to was deleted.")
+    return _render(request, "404.html", {"actor": actor, "heading": heading, "text": text,
+                                         "path": request.url.path}, status_code=404)
+
+
+def install_not_found_pages(app: FastAPI) -> None:
+    """Pages answer "not found" as an HTML page in the site's style; everything else keeps the JSON answer of
+    the handler already installed (app.api.errors), which this wraps. Call after errors.install."""
+
+    def wrap(exc_class: type[Exception], is_not_found, project: bool = False) -> None:
+        answer_json = app.exception_handlers[exc_class]
+
+        async def handle(request: Request, exc: Exception):
+            if wants_page(request) and is_not_found(exc):
+                return await run_in_threadpool(_not_found_page, request, project)
+            return await answer_json(request, exc)
+
+        app.add_exception_handler(exc_class, handle)
+
+    wrap(crud.NotFound, lambda exc: True, project=True)  # /projects/{id} and its pages
+    wrap(HTTPException, lambda exc: exc.status_code == 404)  # no route at all
+    # /projects/abc: a path that cannot name anything is no page either (a bad query stays a 422).
+    wrap(RequestValidationError, lambda exc: bool(exc.errors()) and all(
+        (e.get("loc") or ("",))[0] == "path" for e in exc.errors()))

@@ -116,7 +116,7 @@ def test_another_users_project_is_404_on_every_route(team):
     for method, path in routes:
         r = call(bob, method, path, ids)
         assert r.status_code == 404, f"bob {method} {path}: {r.status_code} {r.text[:200]}"
-        assert r.json()["detail"].endswith("not found"), r.text
+        assert r.json()["detail"].endswith("is not shared with you"), r.text
     assert alice.get(f"/api/projects/{ids['project_id']}").json() == before  # bob changed nothing
     assert bob.get("/api/projects").json() == []
     with pytest.raises(WebSocketDisconnect), bob.websocket_connect(f"/api/projects/{ids['project_id']}/live"):

@@ -122,7 +122,7 @@ def test_a_viewer_may_ask_for_the_builds_and_a_stranger_gets_404(trained):
     assert [e["format"] for e in r.json()] == list(ALL_FORMATS)
     for method in ("POST", "GET"):
         r = team["bob"].request(method, f"/api/models/{model_id}" + ("/exports" if method == "POST" else ""))
-        assert r.status_code == 404 and r.json()["detail"].endswith("not found"), r.text
+        assert r.status_code == 404 and r.json()["detail"].endswith("is not shared with you"), r.text
     assert team["bob"].post(f"/api/models/{model_id + 1000}/exports").status_code == 404
 
 

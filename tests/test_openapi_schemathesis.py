@@ -166,8 +166,13 @@ SETTINGS = hypothesis.settings(
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
 
+# GET /api/events is a Server-Sent Events stream that only ends after minutes (app/api/events.py): a generated
+# request would wait on it. tests/test_changes.py checks its documented answers (200 stream, 401, 404, 422).
+EVENTS = "^/api/events$"
+
+
 @SETTINGS
-@schema.exclude(method="DELETE").parametrize()
+@schema.exclude(method="DELETE").exclude(path_regex=EVENTS).parametrize()
 def test_every_operation_answers_as_documented(case, api):
     check(case, api)
 

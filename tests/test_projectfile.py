@@ -369,7 +369,8 @@ def test_only_those_who_see_a_project_export_it_and_an_import_is_the_importers(t
     ids = make_trained_project(alice)
     pid = ids["project_id"]
     r = bob.get(f"/api/projects/{pid}/export")
-    assert r.status_code == 404 and r.json()["detail"] == f"project {pid} not found"
+    assert r.status_code == 404
+    assert r.json()["detail"] == f"project {pid} was deleted, never existed, or is not shared with you"
     assert TestClient(team.app).get(f"/api/projects/{pid}/export").status_code == 401
     assert TestClient(team.app).post("/api/projects/import", files={"file": ("x.zip", b"PK")}).status_code == 401
     data = alice.get(f"/api/projects/{pid}/export").content

@@ -4,6 +4,7 @@ the handlers that turn our exceptions (and the database's, under concurrent requ
 from __future__ import annotations
 
 import logging
+import re
 from html import escape
 from typing import Any
 
@@ -94,6 +95,16 @@ async def _invalid_request(_request: Request, exc: RequestValidationError) -> JS
 
 
 GONE = "it was deleted while this request ran"
+
+# "class 5 not found" read like a broken page; with several tabs and several people the usual cause is a delete
+# elsewhere; someone else's is answered alike (ids reveal nothing, app.access). The pages
+# put it in plain words of their own (static/js/api.js).
+_MISSING = re.compile(r"^(project|class|sample|job|model) (\d+) not found$")
+
+
+async def _not_found(_request: Request, exc: crud.NotFound) -> JSONResponse:
+    message = _MISSING.sub(r"\1 \2 was deleted, never existed, or is not shared with you", str(exc))
+    return JSONResponse(status_code=404, content={"detail": _encodable(message)})
 
 
 async def _integrity(_request: Request, exc: IntegrityError) -> JSONResponse:
@@ -191,7 +202,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(Forbidden, _forbidden)
     app.add_exception_handler(accounts.InvalidInput, _handler(422))
     app.add_exception_handler(RequestValidationError, _invalid_request)
-    app.add_exception_handler(crud.NotFound, _handler(404))
+    app.add_exception_handler(crud.NotFound, _not_found)
     app.add_exception_handler(crud.Conflict, _handler(409))
     app.add_exception_handler(NoModel, _handler(409))
     app.add_exception_handler(BackboneUnavailable, _handler(422))

@@ -42,6 +42,36 @@ async function readBody(response) {
 
 const OFFLINE = "Cannot reach the snapclass server. Is it still running?";
 
+// A 404 on something a page shows is nearly always a delete elsewhere (another tab, another person): say so in
+// words, not "class 5 was deleted, never existed…". The server's sentence names the thing (app/api/errors.py);
+// "deleted while this request ran" does not, and the last /kind/id of the URL does.
+const GONE_KINDS = { project: "project", class: "class", sample: "photo", model: "model", job: "training run" };
+const MISSING = /^(project|class|sample|model|job) (\d+) was deleted, never existed/;
+const URL_KINDS = { projects: "project", classes: "class", samples: "sample", models: "model", jobs: "job" };
+const GONE_PATH = /\/api\/(projects|classes|samples|models|jobs)\/(\d+)/g;
+
+export function goneWhat(url, body) {
+  const detail = body && typeof body === "object" && typeof body.detail === "string" ? body.detail : "";
+  const said = MISSING.exec(detail);
+  if (said) return { kind: GONE_KINDS[said[1]], id: Number(said[2]) };
+  if (!/deleted while this request ran/.test(detail)) return null;
+  const found = [...new URL(url, window.location.href).pathname.matchAll(GONE_PATH)].pop();
+  return found ? { kind: GONE_KINDS[URL_KINDS[found[1]]], id: Number(found[2]) } : null;
+}
+
+export const goneText = (kind) => `This ${kind} was deleted, perhaps in another tab or by someone else.`;
+
+// The error for a failed answer; a 404 on a thing becomes plain words, and pages hear "snapclass:gone" to
+// refresh what they show (static/js/feed.js).
+function failure(url, status, body, statusText) {
+  const gone = status === 404 ? goneWhat(url, body) : null;
+  if (!gone) return new ApiError(errorText(status, body, statusText), status, body);
+  const err = new ApiError(goneText(gone.kind), status, body);
+  err.gone = gone;
+  window.dispatchEvent(new CustomEvent("snapclass:gone", { detail: gone }));
+  return err;
+}
+
 export async function request(method, url, { json, form, signal } = {}) {
   const init = { method, headers: { Accept: "application/json" }, signal };
   if (json !== undefined) {
@@ -58,7 +88,7 @@ export async function request(method, url, { json, form, signal } = {}) {
     throw new ApiError(OFFLINE);
   }
   const body = response.status === 204 ? null : await readBody(response);
-  if (!response.ok) throw new ApiError(errorText(response.status, body, response.statusText), response.status, body);
+  if (!response.ok) throw failure(url, response.status, body, response.statusText);
   return body;
 }
 
@@ -87,7 +117,7 @@ export function uploadForm(url, form, onProgress) {
         // keep the text
       }
       if (xhr.status >= 200 && xhr.status < 300) resolve(body);
-      else reject(new ApiError(errorText(xhr.status, body, xhr.statusText), xhr.status, body));
+      else reject(failure(url, xhr.status, body, xhr.statusText));
     };
     xhr.onerror = () => reject(new ApiError(OFFLINE));
     xhr.onabort = () => reject(new ApiError("The upload was stopped."));

@@ -1,8 +1,9 @@
 // Class cards: add, rename, delete (with undo) a class, switch it in or out of training, download its photos;
 // its gallery (one focus stop, arrow keys inside); upload (button or drag and drop) and delete images (with undo).
 import { api, ApiError, errorText, uploadForm } from "./api.js";
-import { cloneTemplate, confirmDialog, events, makeDropZone, plural, setProgress, showError, toast, whileBusy }
-  from "./ui.js";
+import {
+  cloneTemplate, confirmDialog, dismissToast, events, makeDropZone, plural, setProgress, showError, toast, whileBusy,
+} from "./ui.js";
 
 const GALLERY_PREVIEW = 48; // thumbnails shown before "Show all"
 const BATCH_FILES = 20; // files per request: progress moves, and no request gets huge
@@ -508,36 +509,30 @@ async function deleteForUndo(url) {
 const undoable = [];
 
 function offerUndo(message, path) {
-  for (const older of undoable) older.node.remove(); // one toast at a time; Ctrl+Z still reaches the older
+  for (const older of undoable) dismissToast(older.node); // one toast at a time; Ctrl+Z still reaches the older
   if (!path) {
     toast(message, "success");
     return;
   }
-  const node = toast(message, "undo"); // a kind without a timeout of its own: this one sets it
-  node.dataset.testid = "undo-toast";
-  const button = document.createElement("button");
-  button.type = "button";
-  button.className = "btn btn-secondary btn-sm undo-btn";
-  button.dataset.testid = "undo-button";
-  button.textContent = "Undo";
-  button.setAttribute("aria-keyshortcuts", "Control+Z Meta+Z");
-  node.querySelector("[data-action=close]").before(button);
   const entry = {
-    node,
     forget() {
       clearTimeout(entry.timer);
-      node.remove();
       const i = undoable.indexOf(entry);
       if (i !== -1) undoable.splice(i, 1);
     },
     async run({ focus = false } = {}) {
       entry.forget();
+      dismissToast(entry.node);
       await undoDelete(path, { focus });
     },
   };
+  entry.node = toast(message, "undo", { action: { label: "Undo", onClick: () => entry.run() }, timeout: UNDO_MS });
+  entry.node.dataset.testid = "undo-toast";
+  const button = entry.node.querySelector("[data-action=toast-action]");
+  button.dataset.testid = "undo-button";
+  button.setAttribute("aria-keyshortcuts", "Control+Z Meta+Z");
+  entry.node.querySelector("[data-action=close]").addEventListener("click", entry.forget);
   entry.timer = setTimeout(entry.forget, UNDO_MS);
-  button.addEventListener("click", () => entry.run());
-  node.querySelector("[data-action=close]").addEventListener("click", entry.forget);
   undoable.push(entry);
 }
 
@@ -589,6 +584,9 @@ export function classCards() {
 
 // A card for a class not on the page yet, in id order (where a restored class was).
 export function addClassCard(cls) {
+  // The change feed may have brought it already (the undo's answer and the feed's news race).
+  const existing = page.cards.find((c) => c.id === cls.id);
+  if (existing) return existing;
   const el = cloneTemplate("class-card-template");
   el.dataset.classId = cls.id;
   const before = page.cards.find((c) => c.id > cls.id);
@@ -624,6 +622,7 @@ export function initClasses(project) {
   Object.assign(page, { list, cards, adopt });
   if (canEdit) initUndoKey();
 
+  live = { list, cards, adopt, changed }; // for syncClasses (live updates)
   const els = list.querySelectorAll("[data-class-id]");
   project.classes.forEach((cls, i) => adopt(els[i], cls).load());
   changed();
@@ -651,4 +650,40 @@ export function initClasses(project) {
     });
     input.focus();
   });
+}
+
+// ---------- live updates (static/js/feed.js via project.js) ----------
+
+let live = null; // initClasses's cards, set once it runs
+
+// Bring the cards in line with the classes as the server has them now (GET /api/projects/{id}): a class added,
+// renamed or deleted elsewhere, photos added or deleted there (that card's gallery is read again).
+export function syncClasses(classes) {
+  if (!live) return;
+  const { cards, changed } = live;
+  const fresh = new Map(classes.map((c) => [c.id, c]));
+  let photosChanged = false; // the Train panel then says the model is out of date, as after a change here
+  for (const card of cards.filter((c) => !fresh.has(c.id))) {
+    card.el.remove();
+    cards.splice(cards.indexOf(card), 1);
+    photosChanged = true;
+  }
+  for (const cls of classes) {
+    const card = cards.find((c) => c.id === cls.id);
+    if (!card) {
+      const added = addClassCard(cls); // in id order: a class put back by an undo goes back to its place
+      added.load();
+      photosChanged ||= cls.sample_count > 0;
+      continue;
+    }
+    if (card.name !== cls.name && card.$("rename-form").hidden) card.setName(cls.name); // not while renaming
+    card.setColor?.(cls.color);
+    card.setEnabled?.(cls.enabled);
+    if (cls.sample_count !== card.count) {
+      card.load();
+      photosChanged = true;
+    }
+  }
+  changed();
+  if (photosChanged) events.emit("samples-changed");
 }

@@ -1,6 +1,7 @@
 // The projects list: create a project (from a pretrained network or another project's model), open a project
-// file, delete one.
+// file, delete one. The list follows changes made elsewhere (static/js/feed.js).
 import { api, uploadForm } from "./api.js";
+import { follow } from "./feed.js";
 import { confirmDialog, percent, showError, toast, whileBusy } from "./ui.js";
 
 const form = document.getElementById("new-project-form");
@@ -132,3 +133,34 @@ fileInput.addEventListener("change", async () => {
 });
 
 loadBaseModels().catch((err) => console.error("could not list other projects' models", err));
+
+// ---------- live updates ----------
+
+// The server renders the cards (templates/_project_card.html: counts, roles, badges); a change elsewhere swaps
+// in the list of a freshly rendered page, so there is one way a card looks. Focus stays on the card it was in.
+async function refreshList() {
+  const response = await fetch("/", { headers: { Accept: "text/html" }, cache: "no-store" });
+  if (response.redirected || !response.ok) {
+    window.location.reload(); // signed out meanwhile: the server sends the login page
+    return;
+  }
+  const fresh = new DOMParser().parseFromString(await response.text(), "text/html").getElementById("project-list");
+  if (!fresh) return;
+  const focused = document.activeElement?.closest("[data-project-id] [data-testid]");
+  const where = focused && [focused.closest("[data-project-id]").dataset.projectId, focused.dataset.testid];
+  list.replaceChildren(...[...fresh.children].map((node) => document.importNode(node, true)));
+  empty.hidden = list.children.length > 0;
+  if (where) list.querySelector(`[data-project-id="${where[0]}"] [data-testid="${where[1]}"]`)?.focus();
+}
+
+follow({
+  onChange: async (changes) => {
+    // Training progress changes no card; a finished job's new model arrives as a "project" change.
+    const relevant = changes.filter((c) => c.topic !== "jobs");
+    if (!relevant.length) return;
+    await refreshList();
+    if (relevant.some((c) => c.topic === "models" || c.topic === "project" || c.topic === "all")) {
+      await loadBaseModels().catch(() => {});
+    }
+  },
+});

@@ -800,3 +800,31 @@ $("confusion").addEventListener("click", (event) => {
 });
 
 init();
+
+// ---------- live updates (static/js/feed.js): versions trained, made current or deleted elsewhere ----------
+// (An import may stand anywhere at a module's top level: this block stays apart from the rest of the file.)
+import { follow as followChanges } from "./feed.js";
+
+const liveModels = followChanges({
+  project: project.id,
+  onChange: async (changes) => {
+    if (!changes.some((c) => c.topic === "models" || c.topic === "all")) return;
+    try {
+      await loadList();
+    } catch (err) {
+      if (err.gone?.kind === "project") liveModels.stop();
+      showError(err, "Could not load the model versions");
+      return;
+    }
+    const listed = new Set(state.models.map((m) => m.id));
+    state.compare = state.compare.filter((id) => listed.has(id));
+    for (const id of cache.keys()) if (!listed.has(id)) cache.delete(id);
+    const selected = state.selected;
+    if (selected && !listed.has(selected.id)) await forget(selected.id); // renders, and shows another one
+    else {
+      renderVersions();
+      if (selected) renderTitle(selected);
+      else if (state.models.length) await select((state.models.find((m) => m.is_current) || state.models[0]).id);
+    }
+  },
+});

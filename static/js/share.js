@@ -23,7 +23,7 @@ let cameraOn = false;
 function show(answer) {
   $("waiting", result).hidden = true;
   renderTop($("top", result), answer, answer.unknown);
-  renderBars($("bars", result), answer, answer.unknown);
+  renderBars($("bars", result), answer, answer.unknown, { colors: share.colors }); // label -> class colour
 }
 
 async function predict(blob, name) {

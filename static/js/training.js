@@ -68,6 +68,15 @@ export function initTraining(project) {
   events.on("samples-changed", () => {
     if (model) $("stale").hidden = false;
   });
+  // Live updates (project.js): a job started elsewhere (another tab, the API) is followed here too; a model
+  // trained or made current elsewhere is shown.
+  let newest = 0; // the newest job seen active: an answer read just before it finished must not follow it again
+  events.on("project-refreshed", (fresh) => {
+    const id = fresh.active_job_id;
+    if (id && id !== jobId && id > newest) follow(id);
+    else if (!id && !jobId && (fresh.model?.id ?? null) !== (model?.id ?? null)) renderModel(fresh.model);
+    if (id) newest = Math.max(newest, id);
+  });
 
   function renderReadiness(classes) {
     const hint = $("readiness");

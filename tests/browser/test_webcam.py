@@ -170,7 +170,7 @@ def test_a_failed_upload_is_shown_in_the_recorder(page: Page, api: httpx.Client)
     page.mouse.up()
     error = page.get_by_test_id("recorder-error")
     expect(error).to_be_visible()
-    expect(error).to_contain_text(f"class {ids['ants']} not found")
+    expect(error).to_contain_text("This class was deleted, perhaps in another tab or by someone else.")
     expect(recorder).to_have_attribute("data-state", "ready")  # still usable
     expect(page.get_by_test_id("recorder-status")).to_contain_text("failed")
     page.get_by_test_id("recorder-close").click()
