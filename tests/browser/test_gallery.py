@@ -20,9 +20,9 @@ from tests.browser.test_webcam import add_photos, assert_one_burst, card, make_p
 SHOTS = Path("/tmp/shots/gallery")
 
 
-def shot(page: Page, name: str) -> None:
+def shot(page: Page, name: str, full_page: bool = True) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=full_page)
 
 
 def ants(hymenoptera: Path, n: int) -> list[Path]:
@@ -74,7 +74,8 @@ def test_undo_toast_restores_a_deleted_photo(page: Page, api: httpx.Client, hyme
     toast = page.get_by_test_id("undo-toast")
     expect(toast).to_contain_text("Deleted")
     assert len(samples(api, ids["ants"])) == 2
-    shot(page, "undo-toast-desktop")
+    page.wait_for_timeout(400)  # past its fade-in
+    shot(page, "undo-toast-desktop", full_page=False)  # where the toast really is
     toast.get_by_test_id("undo-button").click()
     expect(thumbs(page, "ants")).to_have_count(3)
     expect(card(page, "ants").locator(f"[data-sample-id='{victim_id}']")).to_have_count(1)
@@ -207,7 +208,8 @@ def test_phone_has_no_permanent_delete_x(phone_page: Page, api: httpx.Client, hy
     xs.nth(2).tap()
     expect(thumbs(page, "ants")).to_have_count(3)
     expect(page.get_by_test_id("undo-toast")).to_be_visible()
-    shot(page, "undo-toast-phone")
+    page.wait_for_timeout(400)
+    shot(page, "undo-toast-phone", full_page=False)
     page.get_by_test_id("undo-button").tap()
     expect(thumbs(page, "ants")).to_have_count(4)
     width = page.evaluate("() => document.documentElement.scrollWidth")
