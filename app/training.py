@@ -182,7 +182,7 @@ def run_training(services: Services, ctx: JobContext) -> JobOutcome:
     ctx.notes["estimate"] = {"low_s": round(low, 1), "high_s": round(high, 1),
                              "stages": {k: round(v, 2) for k, v in expected.items()}}
     ctx.live["eta"] = {"low_s": round(low, 1), "high_s": round(high, 1)}
-    ctx.progress(0.0, "getting ready", force=True)
+    ctx.progress(0.0, "preparing", force=True)
     stages = Stages(ctx, {"extract": 3.0, "views": 1.5 * choice.views, "head": 0.7,
                           "finetune": 8.0 if choice.mode == "finetune" else 0.0,
                           "fallback": 0.7 if choice.keep_if_better else 0.0, "evaluate": 0.5}, Eta(expected))

@@ -156,7 +156,7 @@ function versionRow(m) {
   $("recipe", row).textContent = recipeText(metrics);
   $("val", row).textContent = pct(headline(metrics));
   const weakest = metrics.weakest_class;
-  $("weakest", row).textContent = weakest ? `${weakest.label} · ${pct(weakest.accuracy, 0)}` : "–";
+  $("weakest", row).textContent = weakest ? `${pct(weakest.accuracy, 0)} · ${weakest.label}` : "–";
   $("weakest", row).title = weakest ? weakest.label : "";
   $("counts", row).textContent = String(photosUsed(metrics) ?? "–");
   $("seconds", row).textContent = duration(metrics.total_seconds);
@@ -374,8 +374,9 @@ function renderReport(m) {
   const weakest = metrics.weakest_class;
   $("weakest-stat", report).hidden = !weakest;
   if (weakest) {
-    $("weakest", report).textContent = `${weakest.label}: ${pct(weakest.accuracy, 0)}`;
-    $("weakest", report).title = `${weakest.label}, right ${pct(weakest.accuracy, 0)} of the time`;
+    $("weakest-accuracy", report).textContent = pct(weakest.accuracy, 0);
+    $("weakest", report).textContent = weakest.label;
+    $("weakest-stat", report).title = `Weakest class: ${weakest.label}, right ${pct(weakest.accuracy, 0)} of the time`;
   }
   $("photos", report).textContent = String(photosUsed(metrics) ?? "–");
   const warnings = metrics.warnings || [];

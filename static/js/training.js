@@ -297,9 +297,10 @@ function plainStep(raw) {
   return "Training…";
 }
 
-// "about 20–40 s left", "about 1–2 min left": a range, never a promise to the second.
+// "about 3–9 s left", "about 20–40 s left", "about 1–2 min left": a range, never a promise to the second.
 export function timeLeft(low, high) {
-  if (high < 10) return "a few seconds left";
+  if (high < 5) return "a few seconds left";
+  if (high < 20) return `about ${Math.max(1, Math.round(low))}–${Math.max(Math.round(low) + 2, Math.ceil(high))} s left`;
   if (high < 90) {
     const lo = Math.max(5, Math.floor(low / 5) * 5);
     return `about ${lo}–${Math.max(lo + 5, Math.ceil(high / 5) * 5)} s left`;

@@ -123,7 +123,7 @@ def test_advanced_settings_train_head_with_the_teachable_machine_recipe(page: Pa
 
     panel = page.get_by_test_id("train-panel")
     expect(panel).to_have_attribute("data-job-status", "succeeded", timeout=TRAIN_TIMEOUT_S * 1000)
-    expect(page.get_by_test_id("train-result-mode-name")).to_have_text("Head only")
+    expect(page.get_by_test_id("train-result-mode-name")).to_have_text("Quick model")
     expect(page.get_by_test_id("train-mode-reason")).to_contain_text("Teachable Machine")
     expect(page.get_by_test_id("val-accuracy")).to_have_text(re.compile(r"^\d{1,3}\.\d%$"))
     expect(page.get_by_test_id("model-version")).to_have_text("v1")
