@@ -289,6 +289,7 @@ function accuracyNote(metrics) {
 function plainStep(raw) {
   const text = raw.toLowerCase();
   const count = raw.match(/(\d+)\/(\d+)/);
+  if (text.startsWith("preparing")) return "Getting ready…";
   if (text.startsWith("reading images")) return count ? `Reading photos: ${count[1]} of ${count[2]}` : "Reading photos…";
   if (text.startsWith("augmented view")) return "Making varied copies of the photos…";
   if (text.includes("fine-tuning")) return "Fine-tuning the network to your photos…";
