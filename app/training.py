@@ -51,7 +51,7 @@ def check_trainable(class_counts: dict[str, int], switched_off: int = 0) -> None
         off = (f" ({switched_off} {'is' if switched_off == 1 else 'are'} switched off: turn on "
                "“use in training” to count them)") if switched_off else ""
         raise NotTrainable(("add at least two classes before training" if not class_counts else
-                            "add a second class before training: it takes at least two") + off)
+                            "add a second class before training: it takes at least two classes") + off)
     if empty:
         raise NotTrainable("every class needs at least one image: add photos to " + ", ".join(sorted(empty))
                            + " (or switch it off for training)")
@@ -269,12 +269,14 @@ def judgement(metrics: dict, data: Dataset) -> dict:
     accuracy), the weakest class, and a warning in words per class that has far fewer photos or is
     often wrong."""
     photos = np.bincount(data.y, minlength=len(data.labels))
-    for c, n in zip(metrics["per_class"], photos, strict=True):
+    # Without validation photos per_class is empty; photo counts still deserve their warning.
+    classes = metrics["per_class"] or [{"label": label, "count": 0, "accuracy": None} for label in data.labels]
+    for c, n in zip(classes, photos, strict=True):
         c["photos"] = int(n)
-    judged = [c for c in metrics["per_class"] if c["accuracy"] is not None]
+    judged = [c for c in classes if c["accuracy"] is not None]
     weakest = min(judged, key=lambda c: (c["accuracy"], c["photos"]), default=None)
     warnings = []
-    for c in metrics["per_class"]:
+    for c in classes:
         others = [int(n) for label, n in zip(data.labels, photos, strict=True) if label != c["label"]]
         few = bool(others) and c["photos"] < FEW_PHOTOS_RATIO * max(others)
         low = c["accuracy"] is not None and c["accuracy"] < LOW_ACCURACY
@@ -349,7 +351,8 @@ def expected_seconds(services: Services, features: str, spec: BackboneSpec, data
 
 
 def _split(data: Dataset, params: dict, seed: int) -> tuple[np.ndarray, np.ndarray, dict]:
-    fraction = float(params.get("val_fraction") or 0.15)
+    # 0 means no validation split (asked for), not the default.
+    fraction = 0.15 if params.get("val_fraction") is None else float(params["val_fraction"])
     train_idx, val_idx = split_by_group(data.y, data.groups, fraction, seed)
     return train_idx, val_idx, ({"method": "split", "fraction": fraction} if len(val_idx) else {"method": "none"})
 

@@ -185,3 +185,18 @@ def test_classes_switched_off_are_left_out_and_one_left_is_refused(tmp_path, cac
         r = client.post(f"/api/projects/{pid}/train", json={"mode": "head", "epochs": 2})
         assert r.status_code == 202
         assert wait_job(client, r.json()["job_id"])["metrics"]["labels"] == ["ants", "bees"]
+
+
+def test_too_few_photos_to_judge_still_counts_them(tmp_path, cache_dir):
+    """One photo per class: nothing can be set aside, so no accuracy, but the counts and their warning stay."""
+    with make_client(tmp_path / "data", cache_dir) as client:
+        pid, (ants, bees) = make_project(client, "tiny", ("ants", "bees"))
+        upload(client, ants, photos("hymenoptera", "train", "ants", limit=4))
+        upload(client, bees, photos("hymenoptera", "train", "bees", limit=1))
+        job = train(client, pid, epochs=2, folds=1, val_fraction=0.0)
+        assert job["status"] == "succeeded", job
+        m = job["metrics"]
+        assert m["n_val"] == 0 and m["balanced_accuracy"] is None and m["weakest_class"] is None
+        assert m["class_photos"] == {"ants": 4, "bees": 1} and m["per_class"] == []
+        assert [w["label"] for w in m["warnings"]] == ["bees"]
+        assert "too few photos" in job["message"]
