@@ -661,7 +661,10 @@ function classHeader(tag, name, className) {
   text.className = "cm-name";
   text.textContent = name;
   text.setAttribute("aria-hidden", "true");
-  node.append(swatch(name), text);
+  const wrap = document.createElement("span");
+  wrap.className = "cm-head";
+  wrap.append(swatch(name), text);
+  node.append(wrap);
   return node;
 }
 
