@@ -200,3 +200,23 @@ def test_too_few_photos_to_judge_still_counts_them(tmp_path, cache_dir):
         assert m["class_photos"] == {"ants": 4, "bees": 1} and m["per_class"] == []
         assert [w["label"] for w in m["warnings"]] == ["bees"]
         assert "too few photos" in job["message"]
+
+
+def test_time_left_follows_the_job_as_it_goes():
+    """The estimate is a range; a stage running slower than this server's rates said stretches what is left,
+    the stages after it included, and the range closes in as the job nears its end."""
+    from app.ml.eta import Eta, total
+
+    expected = {"extract": 10.0, "head": 5.0, "evaluate": 5.0}
+    low, high = total(expected)
+    assert low < 20 < high
+    eta = Eta(dict(expected))
+    assert eta.remaining("extract", 0.0, 0.0) == pytest.approx(total(expected))
+    # Half of the extraction took 10 s, not 5: about 10 s more of it, and the rest 2x slower too.
+    slow_low, slow_high = eta.remaining("extract", 0.5, 10.0)
+    assert slow_low == pytest.approx(0.8 * (10 + 10)) and slow_high > 20
+    after = eta.remaining("head", 0.0, 20.0)  # extraction took 20 s against 10: twice as slow
+    assert after[0] == pytest.approx(0.8 * 2 * 10)
+    eta.remaining("evaluate", 0.0, 25.0)  # the head took its planned 5 s
+    near_end = eta.remaining("evaluate", 0.9, 30.0)
+    assert near_end[1] < 5 and near_end[1] - near_end[0] < after[1] - after[0]
