@@ -309,7 +309,8 @@ def outcome_words(notes: dict, mode: str) -> dict:
     badge = "Fine-tuned" if mode == "finetune" else "Quick"
     asked = notes.get("requested_mode", "auto")
     if asked != "auto":
-        text = ("Fine-tuned, as asked: the whole network was adjusted to your photos." if mode == "finetune" else
+        text = ("Fine-tuned, as asked: the last layers of the network were adjusted to your photos too."
+                if mode == "finetune" else
                 "Quick training, as asked: only the last step of the network learned your classes.")
     elif mode == "finetune":
         text = "Auto chose fine-tuning: it beat the quicker model on the photos set aside to check it."

@@ -220,3 +220,27 @@ def test_time_left_follows_the_job_as_it_goes():
     eta.remaining("evaluate", 0.0, 25.0)  # the head took its planned 5 s
     near_end = eta.remaining("evaluate", 0.9, 30.0)
     assert near_end[1] < 5 and near_end[1] - near_end[0] < after[1] - after[0]
+
+
+def test_fine_tuning_the_usual_way_weighs_classes_too(tmp_path, cache_dir):
+    """The online fine-tuning (a GPU's path, here on the CPU with the torch runtime) trains with the
+    class weights and judges epochs on balanced accuracy, as the head does."""
+    from fastapi.testclient import TestClient
+
+    from app.config import Settings
+    from app.main import create_app
+
+    settings = Settings(data_dir=tmp_path / "data", cache_path=cache_dir, worker_runtime="torch")
+    with TestClient(create_app(settings)) as client:
+        pid, (ants, bees) = make_project(client, "online", ("ants", "bees"))
+        upload(client, ants, photos("hymenoptera", "train", "ants", limit=9))
+        upload(client, bees, photos("hymenoptera", "train", "bees", limit=3))
+        job = train(client, pid, mode="finetune", epochs=3, finetune_epochs=1, augment=False, val_fraction=0.3)
+        assert job["status"] == "succeeded", job
+        m = job["metrics"]
+        assert m["mode"] == "finetune" and m["finetune_engine"] == "online"
+        assert m["config"]["finetune"]["class_weights"] is True
+        tuned = [r for r in m["history"] if r["phase"] == "finetune"]
+        assert tuned and "val_balanced_accuracy" in tuned[0]
+        assert m["outcome"]["badge"] == "Fine-tuned"
+        assert m["outcome"]["text"].startswith("Fine-tuned, as asked: the last layers of the network")
