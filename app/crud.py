@@ -193,11 +193,12 @@ def get_samples(*, session: Session, sample_ids: Sequence[int]) -> list[Sample]:
 
 
 def training_samples(*, session: Session, project_id: int) -> list[tuple[int, int, str, str | None]]:
-    """(sample id, class id, storage key, burst id) of every sample in the project."""
+    """(sample id, class id, storage key, burst id) of every sample in the project's classes that are
+    switched on for training ("use in training")."""
     rows = session.execute(
         select(Sample.id, Sample.class_id, Sample.key, Sample.burst_id)
         .join(ImageClass)
-        .where(ImageClass.project_id == project_id)
+        .where(ImageClass.project_id == project_id, ImageClass.enabled.is_(True))
         .order_by(Sample.id)
     )
     return [tuple(r) for r in rows]

@@ -40,6 +40,8 @@ class JobContext:
         self.worker, self.job_id, self.project_id, self.params = worker, job_id, project_id, params
         self._last_write = 0.0
         self.notes: dict = {}
+        # Shown while the job runs (the time left): written into the job's metrics with each progress.
+        self.live: dict = {}
 
     def progress(self, fraction: float, message: str, *, force: bool = False) -> None:
         # Throttled: the page polls a few times a second, more writes would only load SQLite.
@@ -51,6 +53,8 @@ class JobContext:
             job = crud.get_job(session=s, job_id=self.job_id)
             job.progress = max(0.0, min(1.0, fraction))
             job.message = message[:500]
+            if self.live:
+                job.metrics = {**(job.metrics or {}), **self.live}
 
     def should_stop(self) -> bool:
         return self.job_id in self.worker.cancelled or self.worker.stopping.is_set()
@@ -123,8 +127,8 @@ class Worker:
             status, message = "cancelled", "cancelled"
             if self.stopping.is_set() and job_id not in self.cancelled:
                 status, message = "failed", "interrupted: the server was shut down; train again"
-        except crud.NotFound as exc:
-            message = f"{exc} (deleted while the job ran?)"
+        except crud.NotFound:
+            message = "something this training needed was deleted while it ran; train again"
         except Exception as exc:
             log.error("job %s failed:\n%s", job_id, traceback.format_exc())
             message = f"failed: {type(exc).__name__}: {exc}"

@@ -219,6 +219,9 @@ class TrainRequest(Body):
     val_fraction: float | None = Field(default=None, ge=0, le=0.5,
                                        description="validation share of a single split (fine-tuning, the "
                                        "Teachable-Machine recipe, folds=1)")
+    class_weights: bool | None = Field(default=None, description="weigh each class by the inverse of its photo "
+                                       "count in the loss, so a small class counts as much as a big one "
+                                       "(default true; false trains unweighted)")
     seed: int | None = Field(default=None, ge=0)
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+from sqlalchemy import func, select
 from torch import nn
 
 from app import crud
@@ -18,14 +19,16 @@ from app.ml import checkpoint, ood, plan
 from app.ml.backbones import BackboneSpec
 from app.ml.crossval import FOLDS, fold_splits, train_cross_validated
 from app.ml.curves import learning_curves
+from app.ml.eta import Eta
+from app.ml.eta import total as eta_total
 from app.ml.evaluate import classification_report
 from app.ml.finetune import FinetuneConfig, finetune
 from app.ml.finetune_cached import VIEWS as CACHED_VIEWS
 from app.ml.finetune_cached import finetune_cached
 from app.ml.runtime import FeatureNet, TorchEmbedder
 from app.ml.split import kfold_by_group, split_by_group
-from app.ml.train import HeadConfig, head_probabilities, train_head
-from app.models import TrainedModel
+from app.ml.train import HeadConfig, epoch_key, head_probabilities, train_head
+from app.models import Embedding, Job, TrainedModel
 from app.services import Services
 
 # Wall-clock budget `auto` plans within.
@@ -41,12 +44,17 @@ class NotTrainable(ValueError):
     """The project lacks what training needs; the message says what, in words."""
 
 
-def check_trainable(class_counts: dict[str, int]) -> None:
+def check_trainable(class_counts: dict[str, int], switched_off: int = 0) -> None:
+    """`class_counts`: photos per class used in training (switched on); `switched_off`: how many are not."""
     empty = [name for name, n in class_counts.items() if n == 0]
     if len(class_counts) < 2:
-        raise NotTrainable("add at least two classes before training")
+        off = (f" ({switched_off} {'is' if switched_off == 1 else 'are'} switched off: turn on "
+               "“use in training” to count them)") if switched_off else ""
+        raise NotTrainable(("add at least two classes before training" if not class_counts else
+                            "add a second class before training: it takes at least two classes") + off)
     if empty:
-        raise NotTrainable("every class needs at least one image; empty: " + ", ".join(sorted(empty)))
+        raise NotTrainable("every class needs at least one image: add photos to " + ", ".join(sorted(empty))
+                           + " (or switch it off for training)")
 
 
 def _override(cfg, params: dict, names: tuple[str, ...]):
@@ -63,13 +71,14 @@ def head_config(params: dict, recipe: str) -> HeadConfig:
     cfg = HeadConfig() if recipe == "teachable-machine" else HeadConfig(
         hidden=64, dropout=0.3, label_smoothing=0.1, epochs=40, batch_size=128, learning_rate=3e-3)
     return _override(cfg, params, ("epochs", "batch_size", "learning_rate", "hidden", "dropout", "weight_decay",
-                                   "label_smoothing", "seed"))
+                                   "label_smoothing", "class_weights", "seed"))
 
 
 def finetune_config(params: dict, online: bool) -> FinetuneConfig:
     default = FinetuneConfig(epochs=ONLINE_EPOCHS) if online else FinetuneConfig(
         epochs=CACHED_EPOCHS, batch_size=32, patience=0)
-    cfg = _override(default, params, ("batch_size", "unfreeze", "augment", "seed", "weight_decay", "label_smoothing"))
+    cfg = _override(default, params, ("batch_size", "unfreeze", "augment", "seed", "weight_decay", "label_smoothing",
+                                      "class_weights"))
     if params.get("finetune_epochs") is not None:
         cfg.epochs = int(params["finetune_epochs"])
     if params.get("finetune_learning_rate") is not None:
@@ -92,13 +101,16 @@ class Dataset:
     groups: list[str]
     labels: list[str]
     class_ids: list[int]
+    bursts: list[str | None]  # webcam burst of each sample, None for a single photo
 
 
 class Stages:
-    """Maps each stage's own 0..1 onto its share of the job's progress bar."""
+    """Maps each stage's own 0..1 onto its share of the job's progress bar, and keeps the time left
+    (`ctx.live["eta"]`, seconds low-high) current as each stage goes."""
 
-    def __init__(self, ctx: JobContext, shares: dict[str, float]):
-        self.ctx, self.bounds, lo = ctx, {}, 0.0
+    def __init__(self, ctx: JobContext, shares: dict[str, float], eta: Eta | None = None):
+        self.ctx, self.bounds, self.eta, lo = ctx, {}, eta, 0.0
+        self.start = time.perf_counter()
         total = sum(shares.values())
         for name, share in shares.items():
             self.bounds[name] = (lo, lo + 0.98 * share / total)
@@ -106,7 +118,14 @@ class Stages:
 
     def report(self, stage: str):
         lo, hi = self.bounds[stage]
-        return lambda f, msg: self.ctx.progress(lo + (hi - lo) * f, msg)
+
+        def progress(f: float, msg: str) -> None:
+            if self.eta is not None:
+                low, high = self.eta.remaining(stage, f, time.perf_counter() - self.start)
+                self.ctx.live["eta"] = {"low_s": round(low, 1), "high_s": round(high, 1)}
+            self.ctx.progress(lo + (hi - lo) * f, msg)
+
+        return progress
 
 
 def _load_dataset(services: Services, project_id: int) -> tuple[str, str, Dataset]:
@@ -115,15 +134,16 @@ def _load_dataset(services: Services, project_id: int) -> tuple[str, str, Datase
         features, name = project.features, project.name
         samples = crud.training_samples(session=s, project_id=project_id)
         counts = crud.sample_counts(session=s, project_id=project_id)
-        classes = [(c.id, c.name) for c in project.classes if counts.get(c.id)]
+        # Classes switched off for training ("use in training") are left out with their photos.
+        classes = [(c.id, c.name) for c in project.classes if counts.get(c.id) and c.enabled]
     if len(classes) < 2:
-        raise NotTrainable("at least two classes with images are needed")
+        raise NotTrainable("training needs at least two classes with photos, switched on for training")
     index = {cid: i for i, (cid, _) in enumerate(classes)}
     rows = [x for x in samples if x[1] in index]
     return features, name, Dataset(
         ids=[x[0] for x in rows], keys=[x[2] for x in rows], y=np.array([index[x[1]] for x in rows]),
         groups=[x[3] or f"sample-{x[0]}" for x in rows], labels=[n for _, n in classes],
-        class_ids=[c for c, _ in classes])
+        class_ids=[c for c, _ in classes], bursts=[x[3] for x in rows])
 
 
 @dataclass
@@ -154,11 +174,18 @@ def run_training(services: Services, ctx: JobContext) -> JobOutcome:
     choice = plan.choose(params.get("mode", "auto"), device=services.device, online=online, n_images=len(data.ids),
                          finetune_epochs=ft_cfg.epochs, budget_s=AUTO_BUDGET_S, cached_views=CACHED_VIEWS,
                          views=params.get("augment_views"), recipe=params.get("recipe"))
-    ctx.notes.update(mode=choice.mode, mode_reason=choice.reason, recipe=choice.recipe, device=services.device)
-    ctx.progress(0.0, choice.reason, force=True)
+    ctx.notes.update(mode=choice.mode, mode_reason=choice.reason, recipe=choice.recipe, device=services.device,
+                     requested_mode=params.get("mode", "auto"), backbone=spec.name,
+                     class_weights=bool(params.get("class_weights", True)))
+    expected = expected_seconds(services, features, spec, data, choice, ft_cfg)
+    low, high = eta_total(expected)
+    ctx.notes["estimate"] = {"low_s": round(low, 1), "high_s": round(high, 1),
+                             "stages": {k: round(v, 2) for k, v in expected.items()}}
+    ctx.live["eta"] = {"low_s": round(low, 1), "high_s": round(high, 1)}
+    ctx.progress(0.0, "preparing", force=True)
     stages = Stages(ctx, {"extract": 3.0, "views": 1.5 * choice.views, "head": 0.7,
                           "finetune": 8.0 if choice.mode == "finetune" else 0.0,
-                          "fallback": 0.7 if choice.keep_if_better else 0.0, "evaluate": 0.5})
+                          "fallback": 0.7 if choice.keep_if_better else 0.0, "evaluate": 0.5}, Eta(expected))
 
     X, notes = embed(services, ctx, features, spec, data.ids, data.keys, 0, stages.report("extract"))
     ctx.notes.update(embedded_new=notes["new"], embedded_cached=notes["cached"],
@@ -183,6 +210,7 @@ def run_training(services: Services, ctx: JobContext) -> JobOutcome:
     metrics = evaluation(probs if fitted.val_probs is None else fitted.val_probs, probs, data, fitted.train_idx,
                          fitted.val_idx)
     metrics["validation"] = fitted.validation
+    metrics.update(judgement(metrics, data))
     protos = ood.prototypes(X[fitted.train_idx], data.y[fitted.train_idx], len(labels), head_cfg.seed)
     threshold = ood.calibrate(np.concatenate([
         ood.held_out_scores(X, data.y, fitted.splits, len(labels), head_cfg.seed), ood.leave_one_out(protos)]))
@@ -190,6 +218,7 @@ def run_training(services: Services, ctx: JobContext) -> JobOutcome:
         full = {"accuracy": metrics["val_accuracy"], "per_class": metrics["per_class"]}
         metrics["learning_curves"] = learning_curves(X, data.y, fitted.splits, labels,
                                                      head_config(params, "snapclass"), full, head_cfg.seed)
+    ctx.notes["outcome"] = outcome_words(ctx.notes, choice.mode)
     metrics.update(ctx.notes, history=fitted.history, best_epoch=fitted.best_epoch,
                    head_seconds=round(fitted.head_seconds, 3), augment_views=choice.views,
                    unknown_threshold=threshold, total_seconds=round(time.perf_counter() - t0, 3),
@@ -218,15 +247,113 @@ def run_training(services: Services, ctx: JobContext) -> JobOutcome:
     if digest:
         services.embedders.cpu(model_features)  # build the prediction graph now, not on the first request
     metrics["total_seconds"] = round(time.perf_counter() - t0, 3)
-    acc = metrics.get("val_accuracy")
-    judged = "cross-validated" if fitted.validation.get("method") == "cross-validation" else "validation"
-    summary = f"model v{version} of {project_name!r} ready ({choice.mode})" + (
-        f", {judged} accuracy {acc:.1%}" if acc is not None else " (too few images for a validation set)")
+    acc = metrics.get("balanced_accuracy")
+    weakest = metrics.get("weakest_class")
+    summary = f"model v{version} is ready" + (
+        f": right on {acc:.0%} of photos it had not seen (each class counted equally)" if acc is not None
+        else "; too few photos to set some aside and check it")
+    if weakest and len(data.labels) > 1 and acc is not None:
+        summary += f"; weakest class {weakest['label']}, {weakest['accuracy']:.0%}"
     return JobOutcome(model_id=model_id, metrics=metrics, message=summary)
 
 
+# A class with under a third of the photos of the biggest is "far fewer" (24 against 194 is an eighth);
+# a class right less than 70 % of the time is worth a warning of its own.
+FEW_PHOTOS_RATIO = 1 / 3
+LOW_ACCURACY = 0.7
+
+
+def judgement(metrics: dict, data: Dataset) -> dict:
+    """The headline and what to do about it, in the same figures for the panel, the models page and the
+    API: balanced accuracy (the mean of the per-class accuracies, which for even classes is the plain
+    accuracy), the weakest class, and a warning in words per class that has far fewer photos or is
+    often wrong."""
+    photos = np.bincount(data.y, minlength=len(data.labels))
+    # Without validation photos per_class is empty; photo counts still deserve their warning.
+    classes = metrics["per_class"] or [{"label": label, "count": 0, "accuracy": None} for label in data.labels]
+    for c, n in zip(classes, photos, strict=True):
+        c["photos"] = int(n)
+    judged = [c for c in classes if c["accuracy"] is not None]
+    weakest = min(judged, key=lambda c: (c["accuracy"], c["photos"]), default=None)
+    warnings = []
+    for c in classes:
+        others = [int(n) for label, n in zip(data.labels, photos, strict=True) if label != c["label"]]
+        few = bool(others) and c["photos"] < FEW_PHOTOS_RATIO * max(others)
+        low = c["accuracy"] is not None and c["accuracy"] < LOW_ACCURACY
+        if not (few or low):
+            continue
+        if len(others) == 1:
+            compared = f"the other class has {others[0]}"
+        elif min(others) == max(others):
+            compared = f"the others have {others[0]} each"
+        else:
+            compared = f"the others have {min(others)}-{max(others)}"
+        has = f"it has {c['photos']}, {compared}"
+        right = f"{c['label']} is right only {c['accuracy']:.0%} of the time" if low else ""
+        if few:
+            text = f"Add more photos of {c['label']}: {has}." + (f" {right[0].upper()}{right[1:]}." if low else "")
+        else:
+            text = (f"{right[0].upper()}{right[1:]}. Add more photos of {c['label']}, with other backgrounds, "
+                    "angles and lighting, and check that its photos are in the right class.")
+        warnings.append({"label": c["label"], "kind": "few_photos" if few else "low_accuracy",
+                         "few_photos": few, "low_accuracy": low, "text": text})
+    return {"balanced_accuracy": metrics.pop("_balanced", None),
+            "weakest_class": {"label": weakest["label"], "accuracy": weakest["accuracy"],
+                              "photos": weakest["photos"]} if weakest else None,
+            "class_photos": {label: int(n) for label, n in zip(data.labels, photos, strict=True)},
+            "warnings": warnings}
+
+
+def outcome_words(notes: dict, mode: str) -> dict:
+    """What the stored model is, and what auto did, in plain words (mode_reason is the technical account)."""
+    badge = "Fine-tuned" if mode == "finetune" else "Quick"
+    asked = notes.get("requested_mode", "auto")
+    if asked != "auto":
+        text = ("Fine-tuned, as asked: the last layers of the network were adjusted to your photos too."
+                if mode == "finetune" else
+                "Quick training, as asked: only the last step of the network learned your classes.")
+    elif mode == "finetune":
+        text = "Auto chose fine-tuning: it beat the quicker model on the photos set aside to check it."
+    elif "finetune_verdict" in notes or "finetune_seconds" in notes:
+        text = "Auto tried fine-tuning; it did not beat the quicker model, so it kept that."
+    elif "Too few photos" in notes.get("mode_reason", ""):
+        text = "Auto kept the quick model: too few photos to check whether fine-tuning would do better."
+    else:
+        text = "Auto chose the quick model: fine-tuning would take too long on this server."
+    return {"badge": badge, "text": text}
+
+
+def expected_seconds(services: Services, features: str, spec: BackboneSpec, data: Dataset, choice: plan.Plan,
+                     ft_cfg: FinetuneConfig) -> dict[str, float]:
+    """Each stage's expected seconds, from this server's recent jobs (photos read per second, training
+    seconds per photo); the plan's rates only where no job has measured them yet."""
+    n = len(data.ids)
+    with session_scope(services.session_factory) as s:
+        cached = 0
+        for lo in range(0, n, 900):  # stay under SQLite's bound-parameter limit
+            cached += s.scalar(select(func.count()).select_from(Embedding).where(
+                Embedding.sample_id.in_(data.ids[lo:lo + 900]), Embedding.backbone == features,
+                Embedding.version == spec.feature_version))
+        recent = [m or {} for m in s.scalars(select(Job.metrics).where(
+            Job.kind == "train", Job.status == "succeeded").order_by(Job.id.desc()).limit(20))]
+    same = [m for m in recent if m.get("backbone") in (None, spec.name)]
+    rates = [m["extract_images_per_second"] for m in same if m.get("extract_images_per_second")]
+    rate = float(np.median(rates)) if rates else 15.0  # a cold 2-core CPU under load, until measured
+    per_photo = [(m["total_seconds"] - m.get("extract_seconds", 0) - m.get("finetune_seconds", 0))
+                 / max(1, m.get("n_train", 0)) for m in same if m.get("total_seconds") and m.get("n_train")]
+    rest = float(np.median(per_photo)) if per_photo else 0.06
+    tuned = [m["finetune_seconds"] / max(1, m.get("n_train", 1)) for m in same if m.get("finetune_seconds")]
+    finetune_s = (float(np.median(tuned)) * n if tuned else plan.finetune_seconds(
+        engine=choice.engine or "cached", n_images=n, epochs=ft_cfg.epochs, views=CACHED_VIEWS))
+    new = n - cached
+    return {"extract": new / rate, "views": choice.views * new * plan.TRAIN_SHARE / rate,
+            "head": 0.6 * rest * n, "finetune": finetune_s if choice.mode == "finetune" else 0.0,
+            "fallback": 0.6 * rest * n if choice.keep_if_better else 0.0, "evaluate": 0.4 * rest * n}
+
+
 def _split(data: Dataset, params: dict, seed: int) -> tuple[np.ndarray, np.ndarray, dict]:
-    fraction = float(params.get("val_fraction") or 0.15)
+    # 0 means no validation split (asked for), not the default.
+    fraction = 0.15 if params.get("val_fraction") is None else float(params["val_fraction"])
     train_idx, val_idx = split_by_group(data.y, data.groups, fraction, seed)
     return train_idx, val_idx, ({"method": "split", "fraction": fraction} if len(val_idx) else {"method": "none"})
 
@@ -322,10 +449,11 @@ def _fine_tune(services: Services, ctx: JobContext, spec: BackboneSpec, features
                      finetune_training_seconds=round(result.seconds, 3), finetune_stopped=result.stopped_early,
                      unfreeze=cfg.unfreeze)
     if choice.keep_if_better:
-        before = max(r["val_accuracy"] for r in phase_one.history)
-        after = result.history[result.best_epoch - 1]["val_accuracy"]
-        verdict = (f"fine-tuning reached {after:.1%} on the {len(val_idx)} validation photos, against {before:.1%} "
-                   f"for the frozen backbone's head")
+        # Balanced, as the headline: on uneven classes plain accuracy rewards ignoring the small class.
+        before = max(epoch_key(r) for r in phase_one.history)[0]
+        after = epoch_key(result.history[result.best_epoch - 1])[0]
+        verdict = (f"fine-tuning reached {after:.1%} balanced accuracy on the {len(val_idx)} validation photos of "
+                   f"one split, against {before:.1%} for the frozen backbone's head")
         ctx.notes["finetune_verdict"] = verdict
         if after <= before:
             ctx.notes["mode_reason"] = (f"{choice.reason}. It was not: {verdict}, so auto kept the frozen backbone "
@@ -357,13 +485,14 @@ def evaluation(val_probs: np.ndarray, train_probs: np.ndarray, data: Dataset, tr
         pred = int(probs[i].argmax())
         loss = float(-np.log(max(probs[i, y[i]], 1e-7)))
         row = {"sample_id": data.ids[i], "true": int(y[i]), "predicted": pred, "loss": round(loss, 5),
-               "score": round(float(probs[i, pred]), 5)}
+               "score": round(float(probs[i, pred]), 5), "burst_id": data.bursts[i]}
         predictions.append(row)
         if pred != y[i]:
             mistakes.append(row)
     mistakes.sort(key=lambda m: -m["loss"])
     return {
-        "labels": labels, "val_accuracy": val["accuracy"], "train_accuracy": train["accuracy"],
+        "labels": labels, "val_accuracy": val["accuracy"], "_balanced": val["balanced_accuracy"],
+        "train_accuracy": train["accuracy"], "train_balanced_accuracy": train["balanced_accuracy"],
         "val_loss": val["loss"], "n_train": int(len(train_idx)), "n_val": int(len(val_idx)),
         "per_class": val["per_class"], "confusion": val["confusion"],
         # Rows behind the confusion matrix, so each cell can open its images.

@@ -7,7 +7,11 @@ through POST /predict on the held-out photos, as the mean over the repeats, with
 photos one photo is 0.65 points, so a single run cannot tell recipes apart.
 
     .venv/bin/python -m bench.accuracy [--modes tm,head,auto,finetune] [--datasets hymenoptera,cifar10-mini]
-                                       [--repeats 3]
+                                       [--repeats 3] [--uneven head]
+
+The uneven-classes row (issue 11): every hymenoptera ant against the first 24 bees, trained without
+and with class weights in one run (same project, same seeds), judged on all of hymenoptera/val: the
+bees' accuracy, the balanced accuracy (mean of the two classes') and the plain accuracy.
 """
 
 from __future__ import annotations
@@ -48,16 +52,47 @@ def run(client: httpx.Client, dataset: str, mode: str, repeats: int) -> dict:
             "ran": "+".join(sorted(ran))}
 
 
+UNEVEN_BEES = 24
+
+
+def uneven(client: httpx.Client, mode: str, repeats: int) -> dict:
+    ants, bees = photos("hymenoptera", "train", "ants"), photos("hymenoptera", "train", "bees")[:UNEVEN_BEES]
+    pid, _ = project_with_classes(client, f"uneven {mode}", {"ants": ants, "bees": bees})
+    test = [(path.name, path.read_bytes(), c) for c in ("ants", "bees") for path in photos("hymenoptera", "val", c)]
+    out = {"ants": len(ants), "bees": len(bees), "n": len(test)}
+    for weighted in (False, True):
+        runs = []
+        for seed in range(repeats):
+            job = wait_job(client, client.post(f"/api/projects/{pid}/train", json={
+                **BODY[mode], "seed": seed, "class_weights": weighted}).json()["job_id"])
+            assert job["status"] == "succeeded", job
+            answers = [(client.post(f"/api/projects/{pid}/predict", files={"file": (name, data)}
+                                    ).json()["predictions"][0]["label"], c) for name, data, c in test]
+            per = {k: float(np.mean([a == c for a, c in answers if c == k])) for k in ("ants", "bees")}
+            runs.append({"bees": per["bees"], "ants": per["ants"], "balanced": (per["ants"] + per["bees"]) / 2,
+                         "accuracy": float(np.mean([a == c for a, c in answers])),
+                         "reported": job["metrics"]["balanced_accuracy"]})
+        out["weighted" if weighted else "unweighted"] = {k: float(np.mean([r[k] for r in runs])) for k in runs[0]}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--modes", default="tm,head,auto,finetune")
     parser.add_argument("--datasets", default="hymenoptera,cifar10-mini")
     parser.add_argument("--repeats", type=int, default=3, help="seeds per row (the first job is the cold one)")
+    parser.add_argument("--uneven", default="head", help="mode of the uneven-classes row; empty: skip it")
     args = parser.parse_args()
-    rows = []
+    rows, skewed = [], None
     with server() as (url, _), httpx.Client(base_url=url, timeout=3600) as client:
         device = client.get("/api/health").json()["device"]
-        for dataset in args.datasets.split(","):
+        if args.uneven:
+            skewed = uneven(client, args.uneven, args.repeats)
+            for key in ("unweighted", "weighted"):
+                r = skewed[key]
+                print(f"  uneven {key:10s} bees {r['bees']:.3f} ants {r['ants']:.3f} balanced {r['balanced']:.3f} "
+                      f"accuracy {r['accuracy']:.3f} (reported by the job: {r['reported']:.3f})", flush=True)
+        for dataset in [d for d in args.datasets.split(",") if d]:
             for mode in args.modes.split(","):
                 result = run(client, dataset, mode, args.repeats)
                 rows.append((dataset, mode, result))
@@ -65,6 +100,14 @@ def main() -> None:
                       f"({' '.join(f'{a:.3f}' for a in result['runs'])}; {result['n']} photos) "
                       f"cold {result['seconds']:.0f} s, warm {result['warm']:.1f} s [{result['ran']}]", flush=True)
     print(f"\nmachine: {machine()}; server device: {device}; {args.repeats} seeds per row")
+    if skewed:
+        print(f"\nUneven classes: hymenoptera, {skewed['ants']} ants against {skewed['bees']} bees, "
+              f"{LABEL[args.uneven]}, judged on the {skewed['n']} hymenoptera/val photos")
+        print("| training | bees right | ants right | balanced accuracy | plain accuracy |")
+        print("|---|---|---|---|---|")
+        for key, name in (("unweighted", "unweighted loss (before)"), ("weighted", "class weights (default now)")):
+            r = skewed[key]
+            print(f"| {name} | {r['bees']:.3f} | {r['ants']:.3f} | {r['balanced']:.3f} | {r['accuracy']:.3f} |")
     print("| dataset | mode | held-out accuracy, mean (range) | cold job | warm retrain |")
     print("|---|---|---|---|---|")
     for dataset, mode, r in rows:

@@ -19,7 +19,8 @@ import numpy as np
 from PIL import Image, ImageOps
 
 REPO = Path(__file__).resolve().parent.parent
-DATASETS = REPO.parent / "shared" / "datasets"
+# Next to the checkout; a git worktree elsewhere names them as the tests do.
+DATASETS = Path(os.environ.get("SNAPCLASS_TEST_DATASETS") or REPO.parent / "shared" / "datasets")
 
 
 def documented_input(path: Path, size: int) -> np.ndarray:

@@ -29,7 +29,9 @@ def test_second_train_while_one_is_active_is_409(client):
     pid = _trainable(client)
     first = client.post(f"/api/projects/{pid}/train", json={"mode": "head", "epochs": 400, "batch_size": 1})
     second = client.post(f"/api/projects/{pid}/train", json={"mode": "head"})
-    assert second.status_code == 409 and str(first.json()["job_id"]) in second.json()["detail"]
+    # Plain words for the person (no "job 3"); a client finds the running job on the project.
+    assert second.status_code == 409 and second.json()["detail"].startswith("this project is already training")
+    assert client.get(f"/api/projects/{pid}").json()["active_job_id"] == first.json()["job_id"]
     client.post(f"/api/jobs/{first.json()['job_id']}/cancel")
     wait_job(client, first.json()["job_id"])
 

@@ -23,12 +23,13 @@ def train(project_id: Id, body: TrainRequest, session: SessionDep, services: Ser
     project = access.project(session, actor, project_id, Level.EDIT)
     counts = crud.sample_counts(session=session, project_id=project_id)
     try:
-        check_trainable({c.name: counts.get(c.id, 0) for c in project.classes})
+        check_trainable({c.name: counts.get(c.id, 0) for c in project.classes if c.enabled},
+                        switched_off=sum(not c.enabled for c in project.classes))
     except NotTrainable as exc:
         raise HTTPException(409, str(exc)) from None
     active = crud.active_job(session=session, project_id=project_id)
     if active is not None:
-        raise HTTPException(409, f"this project is already training (job {active.id})")
+        raise HTTPException(409, "this project is already training: wait for it to finish, or cancel it")
     job = crud.create_job(session=session, project_id=project_id, kind="train",
                           params=body.model_dump(exclude_none=True))
     session.commit()

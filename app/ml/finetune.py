@@ -23,7 +23,7 @@ from app.ml.augment import eval_tensor, train_transform
 from app.ml.backbones import Backbone, Preprocessing
 from app.ml.head import Head
 from app.ml.preprocess import Normalize
-from app.ml.train import ProgressFn, StopFn, TrainingCancelled
+from app.ml.train import ProgressFn, StopFn, TrainingCancelled, balanced_accuracy, epoch_key, loss_weights
 
 ImageLoader = Callable[[int], Image.Image]
 
@@ -38,6 +38,7 @@ class FinetuneConfig:
     weight_decay: float = 1e-4
     label_smoothing: float = 0.1
     augment: bool = True
+    class_weights: bool = True  # inverse-frequency weights in the loss, as the head's (train.HeadConfig)
     patience: int = 3  # epochs without a better validation accuracy before stopping; 0: never stop early
     seed: int = 0
     time_budget_s: float | None = None
@@ -54,8 +55,8 @@ class FinetuneResult:
 
 
 class BestEpoch:
-    """Keeps the state of the epoch with the best validation accuracy (ties: the lower validation
-    loss), and says when to stop: no better epoch for `patience` epochs, or the time budget."""
+    """Keeps the state of the epoch with the best balanced validation accuracy (ties: train.epoch_key),
+    and says when to stop: no better epoch for `patience` epochs, or the time budget."""
 
     def __init__(self, cfg: FinetuneConfig):
         self.cfg, self.start = cfg, time.perf_counter()
@@ -65,7 +66,7 @@ class BestEpoch:
         """After an epoch: keep `snapshot()` if it is the best yet; return why to stop, or None."""
         judged = "val_accuracy" in row
         if judged:
-            key = (row["val_accuracy"], -row["val_loss"])
+            key = epoch_key(row)
             if self.key is None or key > self.key:
                 self.key, self.epoch, self.bad, self.state = key, epoch, 0, snapshot()
             else:
@@ -131,7 +132,8 @@ def finetune(backbone: Backbone, head: Head, prep: Preprocessing, load: ImageLoa
     steps = cfg.epochs * math.ceil(len(train_ids) / cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(
         opt, max_lr=[g["lr"] for g in opt.param_groups], total_steps=max(steps, 1), pct_start=0.15)
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    loss_fn = nn.CrossEntropyLoss(weight=loss_weights(y_train, head.num_classes, cfg.class_weights),
+                                  label_smoothing=cfg.label_smoothing).to(dev)
     size = prep.input_size
     augment = train_transform(size) if cfg.augment else (lambda img: eval_tensor(img, size))
     amp = dict(device_type=dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda")
@@ -173,8 +175,7 @@ def finetune(backbone: Backbone, head: Head, prep: Preprocessing, load: ImageLoa
                                 f"fine-tuning: epoch {epoch}/{cfg.epochs}, batch {b + 1}/{len(batches)}")
             row = {"epoch": epoch, "train_loss": loss_sum / total, "train_accuracy": correct / total}
             if val_x is not None:
-                val_loss, val_acc = _evaluate(net, val_x, yv, dev, amp, cfg.batch_size * 2)
-                row.update(val_loss=val_loss, val_accuracy=val_acc)
+                row.update(_evaluate(net, val_x, yv, dev, amp, cfg.batch_size * 2))
             history.append(row)
             stopped = keeper.record(epoch, row, lambda: copy.deepcopy(
                 {k: v.detach().cpu() for k, v in net.state_dict().items()}))
@@ -191,10 +192,12 @@ def finetune(backbone: Backbone, head: Head, prep: Preprocessing, load: ImageLoa
 
 
 @torch.inference_mode()
-def _evaluate(net, x, y, dev, amp, batch) -> tuple[float, float]:
+def _evaluate(net, x, y, dev, amp, batch) -> dict:
     logits = []
     for i in range(0, len(x), batch):
         with torch.autocast(**amp):
             logits.append(net(x[i:i + batch].to(dev).contiguous(memory_format=torch.channels_last)).float().cpu())
     out = torch.cat(logits)
-    return float(nn.functional.cross_entropy(out, y)), float((out.argmax(1) == y).float().mean())
+    return {"val_loss": float(nn.functional.cross_entropy(out, y)),
+            "val_accuracy": float((out.argmax(1) == y).float().mean()),
+            "val_balanced_accuracy": balanced_accuracy(out, y)}

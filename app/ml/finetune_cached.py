@@ -24,7 +24,7 @@ from app.ml.backbones import Backbone, Preprocessing
 from app.ml.finetune import BestEpoch, FinetuneConfig, FinetuneResult, first_unfrozen, trainable_parameters
 from app.ml.head import Head
 from app.ml.preprocess import Normalize
-from app.ml.train import ProgressFn, StopFn, TrainingCancelled
+from app.ml.train import ProgressFn, StopFn, TrainingCancelled, balanced_accuracy, loss_weights
 
 # Augmented views per training image whose front activations are cached, besides the plain crop.
 VIEWS = 4
@@ -88,7 +88,8 @@ def finetune_cached(backbone: Backbone, head: Head, plain: np.ndarray, views: np
     steps = cfg.epochs * math.ceil(len(train_idx) / cfg.batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups],
                                                 total_steps=max(steps, 1), pct_start=0.15)
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    loss_fn = nn.CrossEntropyLoss(weight=loss_weights(y[train_idx], head.num_classes, cfg.class_weights),
+                                  label_smoothing=cfg.label_smoothing)
     # (V + 1, n_train, C, H, W): view 0 is the plain crop.
     train_acts = torch.cat([torch.from_numpy(plain[train_idx])[None], torch.from_numpy(views)])
     n_views = len(train_acts) if cfg.augment else 1
@@ -125,7 +126,7 @@ def finetune_cached(backbone: Backbone, head: Head, plain: np.ndarray, views: np
             head.train()
             val_loss = float(nn.functional.cross_entropy(logits, y_val))
             val_acc = float((logits.argmax(1) == y_val).float().mean())
-            row.update(val_loss=val_loss, val_accuracy=val_acc)
+            row.update(val_loss=val_loss, val_accuracy=val_acc, val_balanced_accuracy=balanced_accuracy(logits, y_val))
         history.append(row)
         stopped = keeper.record(epoch, row, lambda: copy.deepcopy((tail.state_dict(), head.state_dict())))
         if stopped:

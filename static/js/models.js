@@ -36,8 +36,9 @@ function duration(seconds) {
   return `${minutes} min ${Math.round(seconds - minutes * 60)} s`;
 }
 
+// Plain names shown; the technical account in the title (hover) and in Details.
 const MODES = {
-  head: { text: "head", title: "a new head trained on the frozen backbone's embeddings" },
+  head: { text: "quick", title: "only the last step learned: a new head on the frozen backbone's embeddings" },
   finetune: { text: "fine-tuned", title: "the head, then the backbone's last blocks retrained too" },
   imported: { text: "opened from a file", title: "a model downloaded from snapclass, opened as a project" },
 };
@@ -57,6 +58,25 @@ function recipeText(metrics) {
 }
 
 const label = (m) => `v${m.version}`;
+
+// Each class's colour (ClassOut color), by name: a model's labels are the class names it was trained with.
+const colorOf = new Map((project.classes || []).map((c) => [c.name, c.color]));
+
+function swatch(name) {
+  const dot = document.createElement("span");
+  dot.className = "class-swatch";
+  dot.setAttribute("aria-hidden", "true");
+  const color = colorOf.get(name);
+  if (color) dot.style.setProperty("--swatch", color);
+  else dot.classList.add("is-unknown");
+  return dot;
+}
+
+// The headline, computed once on the server (app/training.py judgement): balanced accuracy, the mean of
+// the per-class accuracies. Models trained before it existed fall back to plain accuracy.
+const headline = (metrics) => metrics.balanced_accuracy ?? metrics.val_accuracy;
+const photosUsed = (metrics) => (metrics.class_photos ? Object.values(metrics.class_photos).reduce((a, b) => a + b, 0)
+  : metrics.n_train);
 
 // ---------- loading ----------
 
@@ -134,9 +154,11 @@ function versionRow(m) {
   time.textContent = dateFormat.format(created);
   setMode($("mode", row), m.mode);
   $("recipe", row).textContent = recipeText(metrics);
-  $("val", row).textContent = pct(metrics.val_accuracy);
-  $("train", row).textContent = pct(metrics.train_accuracy);
-  $("counts", row).textContent = `${metrics.n_train ?? "–"} / ${metrics.n_val ?? "–"}`;
+  $("val", row).textContent = pct(headline(metrics));
+  const weakest = metrics.weakest_class;
+  $("weakest", row).textContent = weakest ? `${pct(weakest.accuracy, 0)} · ${weakest.label}` : "–";
+  $("weakest", row).title = weakest ? weakest.label : "";
+  $("counts", row).textContent = String(photosUsed(metrics) ?? "–");
   $("seconds", row).textContent = duration(metrics.total_seconds);
   const box = $("compare", row);
   box.checked = state.compare.includes(m.id);
@@ -217,7 +239,9 @@ function renderCompare() {
   const mb = b.metrics || {};
   const perClass = (metrics, name) => (metrics.per_class || []).find((c) => c.label === name)?.accuracy;
   const rows = [
-    ["Validation accuracy", (m) => m.val_accuracy, pct, 1],
+    ["Right, each class counted equally", headline, pct, 1],
+    ["Weakest class", (m) => m.weakest_class?.accuracy, pct, 1],
+    ["Plain accuracy", (m) => m.val_accuracy, pct, 1],
     ["Training accuracy", (m) => m.train_accuracy, pct, 1],
     ["Validation loss", (m) => m.val_loss, loss, -1],
     ["Training images", (m) => m.n_train, String, 0],
@@ -328,6 +352,15 @@ function validationText(metrics) {
   return "";
 }
 
+// Why the headline and the plain accuracy differ, in words (Details).
+function headlineNote(metrics) {
+  if (missing(metrics.balanced_accuracy)) return "";
+  return `The figure at the top is the balanced accuracy: each class's share of photos answered right, averaged, `
+    + `so a class with few photos counts as much as a big one (plain accuracy over all checked photos: `
+    + `${pct(metrics.val_accuracy)}). The Train panel and the API (metrics.balanced_accuracy) give the same figure. `
+    + `Training accuracy is the final model on the photos it learned from, so it is usually higher.`;
+}
+
 function renderReport(m) {
   const metrics = m.metrics || {};
   const labels = metrics.labels || m.labels;
@@ -335,7 +368,32 @@ function renderReport(m) {
   report.hidden = false;
   report.dataset.modelId = String(m.id);
   renderTitle(m);
-  $("val-accuracy", report).textContent = pct(metrics.val_accuracy);
+  $("val-accuracy", report).textContent = pct(headline(metrics));
+  $("headline-label", report).textContent = !missing(metrics.balanced_accuracy) && labels.length > 1
+    ? "right on photos it had not seen (each class counted equally)" : "right on photos it had not seen";
+  const weakest = metrics.weakest_class;
+  $("weakest-stat", report).hidden = !weakest;
+  if (weakest) {
+    $("weakest-accuracy", report).textContent = pct(weakest.accuracy, 0);
+    $("weakest", report).textContent = weakest.label;
+    $("weakest-stat", report).title = `Weakest class: ${weakest.label}, right ${pct(weakest.accuracy, 0)} of the time`;
+  }
+  $("photos", report).textContent = String(photosUsed(metrics) ?? "–");
+  const warnings = metrics.warnings || [];
+  $("warnings", report).hidden = !warnings.length;
+  $("warnings", report).replaceChildren(...warnings.map((w) => {
+    const li = document.createElement("li");
+    li.className = "hint-warn small";
+    li.dataset.label = w.label;
+    li.append(swatch(w.label), document.createTextNode(w.text));
+    return li;
+  }));
+  const outcome = metrics.outcome;
+  $("outcome-badge", report).hidden = !outcome;
+  $("outcome-badge", report).textContent = outcome ? (outcome.badge === "Quick" ? "quick model" : "fine-tuned") : "";
+  $("outcome", report).textContent = outcome ? outcome.text : "";
+  $("plain-accuracy", report).textContent = pct(metrics.val_accuracy);
+  $("headline-note", report).textContent = headlineNote(metrics);
   $("train-accuracy", report).textContent = pct(metrics.train_accuracy);
   $("val-loss", report).textContent = loss(metrics.val_loss);
   $("counts", report).textContent = `${metrics.n_train ?? "–"} / ${metrics.n_val ?? "–"}`;
@@ -371,8 +429,12 @@ function renderPerClass(metrics) {
     if (!missing(c.accuracy) && c.accuracy < 0.8) li.classList.add("is-low");
     const name = document.createElement("span");
     name.className = "bar-label";
-    name.textContent = c.label;
-    name.title = `${c.label}: ${plural(c.count, "validation photo")}`;
+    const text = document.createElement("span");
+    text.className = "bar-name";
+    text.textContent = c.label;
+    name.append(swatch(c.label), text);
+    name.title = `${c.label}: ${plural(c.count, "validation photo")}`
+      + (c.photos === undefined ? "" : ` of ${plural(c.photos, "photo")}`);
     const track = document.createElement("span");
     track.className = "bar-track";
     const fill = document.createElement("span");
@@ -523,9 +585,8 @@ function renderConfusion(metrics, labels) {
   head.append(cellNode("th", "True class", "cm-axis cm-axis-row"));
   head.lastChild.scope = "col";
   for (const name of labels) {
-    const th = cellNode("th", name, "cm-col");
+    const th = classHeader("th", name, "cm-col");
     th.scope = "col";
-    th.title = name;
     head.append(th);
   }
   const totalHead = cellNode("th", "Total", "cm-total-head");
@@ -538,9 +599,8 @@ function renderConfusion(metrics, labels) {
   let total = 0;
   cm.forEach((row, t) => {
     const tr = document.createElement("tr");
-    const th = cellNode("th", labels[t], "cm-row");
+    const th = classHeader("th", labels[t], "cm-row");
     th.scope = "row";
-    th.title = labels[t];
     tr.append(th);
     const rowTotal = row.reduce((a, b) => a + b, 0);
     row.forEach((count, p) => {
@@ -589,6 +649,25 @@ function renderConfusion(metrics, labels) {
   box.replaceChildren(table, foot);
 }
 
+// A class name as a matrix header: swatch and name, cut with an ellipsis when long, the whole name in
+// its title and for screen readers, so the answered class stays readable under any name length.
+function classHeader(tag, name, className) {
+  const node = document.createElement(tag);
+  node.className = className;
+  node.title = name;
+  node.setAttribute("aria-label", name);
+  node.dataset.label = name;
+  const text = document.createElement("span");
+  text.className = "cm-name";
+  text.textContent = name;
+  text.setAttribute("aria-hidden", "true");
+  const wrap = document.createElement("span");
+  wrap.className = "cm-head";
+  wrap.append(swatch(name), text);
+  node.append(wrap);
+  return node;
+}
+
 function cellNode(tag, text, className) {
   const node = document.createElement(tag);
   node.className = className;
@@ -630,11 +709,30 @@ function thumb(row, labels) {
   img.alt = right ? `A ${labels[row.true]} photo, answered right`
     : `A ${labels[row.true]} photo, answered ${labels[row.predicted]}`;
   img.addEventListener("error", () => li.classList.add("is-missing"), { once: true });
-  $("labels", li).textContent = right ? labels[row.true] : `${labels[row.true]} → ${labels[row.predicted]}`;
-  $("labels", li).title = $("labels", li).textContent;
+  const caption = $("labels", li);
+  const trueName = document.createElement("span");
+  trueName.className = "thumb-true";
+  trueName.textContent = labels[row.true];
+  caption.replaceChildren(trueName);
+  if (!right) {
+    const answered = document.createElement("span");
+    answered.className = "thumb-answered";
+    answered.textContent = `→ ${labels[row.predicted]}`;
+    caption.append(answered);
+  }
+  caption.title = right ? labels[row.true] : `${labels[row.true]} answered as ${labels[row.predicted]}`;
+  if (row.similar > 1) {
+    const more = document.createElement("span");
+    more.className = "thumb-similar";
+    more.setAttribute("data-testid", "similar-count");
+    more.textContent = `×${row.similar} similar frames`;
+    li.querySelector(".eval-thumb-btn").append(more);
+    li.dataset.similar = String(row.similar);
+  }
   $("score", li).textContent = `${pct(row.score, 0)} sure`;
   const button = li.querySelector("button");
-  button.setAttribute("aria-label", `${img.alt}, ${pct(row.score, 0)} sure. Open it larger`);
+  const similar = row.similar > 1 ? `, one of ${row.similar} similar frames from one recording` : "";
+  button.setAttribute("aria-label", `${img.alt}, ${pct(row.score, 0)} sure${similar}. Open it larger`);
   button.addEventListener("click", () => openImage(row, labels));
   return li;
 }
@@ -664,6 +762,8 @@ function renderHistory(metrics) {
   $("history-folds").textContent = foldCount
     ? `Each line is the mean of the ${foldCount} cross-validation heads; "validation" is each head's held-out fold.`
     : "";
+  const balanced = history.some((r) => !missing(r.val_balanced_accuracy));
+  $("history-why").textContent = historyWhy(metrics, foldCount, balanced);
   $("history").hidden = history.length === 0;
   $("history-empty").hidden = history.length > 0;
   if (!history.length) return;
@@ -688,15 +788,18 @@ function renderHistory(metrics) {
   const series = (key) => [
     { name: "training", values: history.map((r) => ({ x: r.epoch, y: r[`train_${key}`] ?? null })), color: 1,
       dashed: true },
-    ...(hasVal ? [{ name: "validation", values: history.map((r) => ({ x: r.epoch, y: r[`val_${key}`] ?? null })),
-      color: 0 }] : []),
+    ...(hasVal ? [{ name: "validation", values: history.map((r) => ({ x: r.epoch,
+      // Accuracy as the headline measures it: each class counted equally, where the epoch recorded it.
+      y: (key === "accuracy" ? r.val_balanced_accuracy ?? r.val_accuracy : r[`val_${key}`]) ?? null })),
+    color: 0 }] : []),
   ];
   const xDomain = [first, Math.max(last, first + 1)];
   mountLineChart($("loss-chart"), {
     title: "Loss per epoch", series: series("loss"), markers, xDomain, xLabel: "epoch", xName: "epoch",
     yTickCount: 5, yFormat: (v) => (v >= 1 ? v.toFixed(1) : v.toFixed(2)), yTooltip: (v) => v.toFixed(3),
   });
-  const accs = history.flatMap((r) => [r.train_accuracy, r.val_accuracy]).filter((v) => !missing(v));
+  const accs = history.flatMap((r) => [r.train_accuracy, r.val_balanced_accuracy ?? r.val_accuracy])
+    .filter((v) => !missing(v));
   const low = Math.min(0.5, Math.floor(Math.min(...accs, 1) * 10) / 10);
   mountLineChart($("accuracy-chart"), {
     title: "Accuracy per epoch", series: series("accuracy"), markers, xDomain, xLabel: "epoch", xName: "epoch",
@@ -705,13 +808,53 @@ function renderHistory(metrics) {
   });
 }
 
+// The training line is a running measure with augmentation and dropout; the headline is each photo
+// judged once at its model's best epoch. Said in a sentence, so the two never look contradictory.
+function historyWhy(metrics, folds, balanced) {
+  const parts = [];
+  parts.push("The training line is measured while the model learns, on varied copies of the photos and with "
+    + "part of it switched off at random (dropout), so it can sit below the validation line.");
+  if (balanced) parts.push("The validation line counts each class equally, as the figure at the top does.");
+  if (folds) {
+    parts.push(`The lines average ${folds} models epoch by epoch; the figure at the top judges each photo once, by `
+      + "the model that never saw it, at that model's best epoch, so it can sit above the top of the line.");
+  } else if (metrics.validation?.method === "split") {
+    parts.push("The figure at the top is the kept epoch's validation result on the same photos.");
+  }
+  return parts.join(" ");
+}
+
+// One tile per webcam recording: its frames are near-identical, so the worst one stands for them all
+// with a count, instead of a row of the same picture.
+export function byBurst(rows) {
+  const seen = new Map();
+  const out = [];
+  for (const r of rows) {
+    if (!r.burst_id) {
+      out.push({ ...r, similar: 1 });
+      continue;
+    }
+    const key = `${r.burst_id}:${r.true}:${r.predicted}`;
+    const tile = seen.get(key);
+    if (tile) tile.similar += 1;
+    else {
+      const first = { ...r, similar: 1 };
+      seen.set(key, first);
+      out.push(first);
+    }
+  }
+  return out;
+}
+
 function renderMistakes(metrics, labels) {
   const rows = [...(metrics.misclassified || [])].sort((a, b) => b.loss - a.loss);
+  const tiles = byBurst(rows);
   const noVal = !metrics.n_val;
-  $("mistakes").replaceChildren(...rows.map((r) => thumb(r, labels)));
+  $("mistakes").replaceChildren(...tiles.map((r) => thumb(r, labels)));
   $("mistakes-none").hidden = rows.length > 0 || noVal;
   $("mistakes-count").textContent = noVal ? "no validation photos"
-    : `${rows.length} of ${plural(metrics.n_val, "photo")}`;
+    : `${rows.length} of ${plural(metrics.n_val, "photo")}`
+      + (tiles.length < rows.length ? `; similar frames of one recording shown once` : "");
 }
 
 function renderCurves(model, metrics, labels) {
@@ -724,9 +867,9 @@ function renderCurves(model, metrics, labels) {
   if (!has) {
     note.textContent = model.mode === "head" && !metrics.n_val
       ? "Learning curves need validation photos: add more photos to each class and train again."
-      : "Learning curves are made for models trained in head mode only: they retrain the head on a quarter, "
-        + "half and three quarters of the photos, which is quick on cached embeddings but would mean repeating "
-        + "the whole fine-tuning. Train in head mode to see them.";
+      : "Learning curves are made for quick models only: they retrain the model on a quarter, half and three "
+        + "quarters of the photos, which takes seconds for a quick model but would mean repeating the whole "
+        + "fine-tuning. Choose Quick in Advanced settings on the project page to see them.";
     return;
   }
   const series = labels.map((name, i) => ({

@@ -21,9 +21,9 @@ const HEAD_DEFAULTS = {
 };
 const MODE_HINTS = {
   auto: "Picks for you: fine-tuning where this server can do it within a few minutes, kept only if it "
-    + "beats the frozen backbone on your validation photos; otherwise the frozen backbone, which trains in seconds.",
-  head: "Trains small heads on the backbone's cached features, one per cross-validation fold: seconds, even on "
-    + "a CPU.",
+    + "beats the quick model on photos set aside to check it; otherwise the quick model, which trains in seconds.",
+  head: "Only the last step of the network learns your classes (small heads on the backbone's cached features, "
+    + "one per cross-validation fold): seconds, even on a CPU.",
   finetune: "Trains the head, then the backbone's last blocks at a lower rate, on augmented photos. "
     + "Minutes on a GPU; on a CPU the frozen part runs once per photo and view, so a thousand photos take "
     + "a few minutes.",
@@ -33,7 +33,7 @@ const RECIPE_HINTS = {
     + "its best epoch, answering together.",
   "teachable-machine": "Teachable Machine's: Dense 100 + ReLU, Adam at 0.001, batches of 16, 50 epochs.",
 };
-const MODE_NAMES = { head: "Head only", finetune: "Fine-tuned" };
+const MODE_NAMES = { head: "Quick model", finetune: "Fine-tuned" };
 const RECIPE_NAMES = { snapclass: "snapclass recipe", "teachable-machine": "Teachable Machine recipe" };
 
 // "" for a fine value, else what is wrong with it in words.
@@ -62,6 +62,7 @@ export function initTraining(project) {
   let jobId = null;
   let timer = null;
   let model = project.model;
+  let blocked = ""; // why training cannot start yet, in words; "" when it can
   const settings = initAdvanced(form);
 
   events.on("classes-changed", (classes) => renderReadiness(classes));
@@ -78,30 +79,66 @@ export function initTraining(project) {
     if (id) newest = Math.max(newest, id);
   });
 
+  // Only classes switched on for training count (the server leaves the others out, app/training.py).
   function renderReadiness(classes) {
     const hint = $("readiness");
-    const empty = classes.filter((c) => !c.count).map((c) => `“${c.name}”`);
+    const used = classes.filter((c) => c.enabled !== false);
+    const off = classes.length - used.length;
+    const empty = used.filter((c) => !c.count).map((c) => `“${c.name}”`);
+    const offNote = off ? ` (${plural(off, "class", "classes")} switched off for training)` : "";
     hint.classList.remove("hint-warn");
-    if (classes.length < 2) {
-      hint.textContent = classes.length ? "Add one more class to train." : "Add at least two classes to train.";
+    if (used.length < 2) {
+      blocked = used.length ? "Add a second class" : "Add two classes";
+      hint.textContent = `${used.length ? "Add one more class to train." : "Add at least two classes to train."}${offNote}`;
       hint.classList.add("hint-warn");
     } else if (empty.length) {
+      blocked = `Add photos to ${empty.join(", ")}`;
       hint.textContent = `Add images to ${empty.join(", ")} before training.`;
       hint.classList.add("hint-warn");
     } else {
-      const images = classes.reduce((sum, c) => sum + c.count, 0);
-      hint.textContent = `Ready: ${plural(images, "image")} in ${plural(classes.length, "class", "classes")}.`;
+      blocked = "";
+      const images = used.reduce((sum, c) => sum + c.count, 0);
+      hint.textContent = `Ready: ${plural(images, "image")} in ${plural(used.length, "class", "classes")}.${offNote}`;
     }
+    syncButton();
   }
 
+  // Disabled with its reason beside it until the project can train; busy while a job runs.
+  function syncButton() {
+    const running = panel.dataset.state === "running";
+    trainButton.disabled = running || Boolean(blocked);
+    const why = $("why");
+    why.textContent = running ? "" : blocked;
+    why.hidden = running || !blocked;
+  }
+
+  // The same figures as the models page and the API: the headline is balanced accuracy (each class
+  // counted equally), named as such, with the weakest class and what to do about uneven classes.
   function renderModel(m, metrics = m ? m.metrics : null) {
     model = m;
     $("result").hidden = !m;
     $("stale").hidden = true;
     if (!m) return;
-    const acc = metrics && metrics.val_accuracy;
-    $("accuracy").textContent = acc === null || acc === undefined ? "–" : percent(acc);
+    const h = headline(metrics || {});
+    $("accuracy").textContent = h.value === null ? "–" : percent(h.value);
+    $("accuracy-label").textContent = h.label;
     $("version").textContent = `v${m.version}`;
+    const weakest = metrics && metrics.weakest_class;
+    const many = (metrics?.labels || m.labels || []).length > 1;
+    $("weakest").hidden = !(weakest && many && h.value !== null);
+    if (weakest) {
+      $("weakest").textContent = `Weakest class: ${weakest.label}, right ${percent(weakest.accuracy, 0)} of the time.`;
+    }
+    const warnings = (metrics && metrics.warnings) || [];
+    $("warnings").replaceChildren(...warnings.map((w) => {
+      const li = document.createElement("li");
+      li.className = "hint-warn small";
+      li.dataset.label = w.label;
+      li.textContent = w.text;
+      return li;
+    }));
+    $("warnings").hidden = !warnings.length;
+    $("accuracy-note").textContent = accuracyNote(metrics || {});
     const note = [];
     if (metrics && metrics.n_train !== undefined) {
       const cv = metrics.validation && metrics.validation.method === "cross-validation";
@@ -109,17 +146,20 @@ export function initTraining(project) {
         + `${metrics.validation.folds} cross-validation heads that never saw it`
         : `trained on ${plural(metrics.n_train, "image")}, checked on ${metrics.n_val}`);
     }
-    if (acc === null || acc === undefined) note.push("too few images to set some aside for validation");
-    $("result-note").textContent = note.join("; ");
+    if (h.value === null) note.push("too few images to set some aside for validation");
+    if (metrics && metrics.class_weights === false) note.push("classes not weighted by their photo counts");
+    $("result-note").textContent = note.length ? `${capitalize(note.join("; "))}.` : "";
     renderMode(metrics || {});
   }
 
-  // What training chose and why (the job's metrics carry mode, mode_reason and recipe).
+  // What training made and why: plain words shown, the technical account in Details.
   function renderMode(metrics) {
     const box = $("mode");
     box.hidden = !metrics.mode;
     if (!metrics.mode) return;
-    $("mode-name").textContent = MODE_NAMES[metrics.mode] || metrics.mode;
+    $("mode-name").textContent = metrics.outcome?.badge === "Quick" ? MODE_NAMES.head
+      : MODE_NAMES[metrics.mode] || metrics.mode;
+    $("mode-words").textContent = metrics.outcome?.text || "";
     const extra = [];
     if (metrics.mode === "head" && metrics.recipe) extra.push(RECIPE_NAMES[metrics.recipe] || metrics.recipe);
     if (metrics.mode === "finetune" && metrics.unfreeze) {
@@ -132,11 +172,11 @@ export function initTraining(project) {
   }
 
   function setRunning(running) {
-    trainButton.disabled = running;
     trainButton.setAttribute("aria-busy", String(running));
     cancelButton.hidden = !running;
     cancelButton.disabled = false;
     panel.dataset.state = running ? "running" : "idle";
+    syncButton();
   }
 
   function renderJob(j) {
@@ -144,8 +184,11 @@ export function initTraining(project) {
     job.dataset.status = j.status;
     panel.dataset.jobStatus = j.status;
     setProgress(bar, j.status === "succeeded" ? 1 : j.progress);
-    const texts = { queued: "Waiting for the worker…", cancelled: "Training was cancelled." };
-    message.textContent = texts[j.status] || j.message || (j.status === "running" ? "Training…" : j.status);
+    const texts = { queued: "Waiting for its turn…", cancelled: "Training was cancelled." };
+    message.textContent = texts[j.status] || plainStep(j.message || "");
+    const eta = j.status === "running" && j.metrics && j.metrics.eta;
+    $("eta").hidden = !eta;
+    $("eta").textContent = eta ? timeLeft(eta.low_s, eta.high_s) : "";
   }
 
   async function finish(j) {
@@ -162,7 +205,7 @@ export function initTraining(project) {
       }
       toast(capitalize(j.message || "Training finished."), "success");
     } else if (j.status === "failed") {
-      toast(`Training failed: ${j.message || "no reason given"}`, "error");
+      toast(`Training failed: ${(j.message || "no reason given").replace(/^failed: /, "")}`, "error");
     } else {
       toast("Training was cancelled.", "info");
     }
@@ -212,7 +255,7 @@ export function initTraining(project) {
         if (!settings.showServerErrors(err)) showError(err, "Cannot train yet");
       }
     });
-    if (jobId) trainButton.disabled = true;
+    syncButton();
   });
 
   cancelButton.addEventListener("click", async () => {
@@ -230,6 +273,50 @@ export function initTraining(project) {
 
   renderModel(model);
   if (project.active_job_id) follow(project.active_job_id);
+}
+
+// The headline figure and its name: balanced accuracy where the job measured it (older models: plain).
+export function headline(metrics) {
+  const balanced = metrics.balanced_accuracy;
+  const value = balanced ?? metrics.val_accuracy ?? null;
+  const label = (metrics.labels || []).length > 1 && balanced !== undefined
+    ? "right on photos it had not seen (each class counted equally)" : "right on photos it had not seen";
+  return { value, label };
+}
+
+// Why the Train panel's figure differs from others a curious user finds, in one place (Details).
+function accuracyNote(metrics) {
+  if (metrics.balanced_accuracy === undefined || metrics.val_accuracy === undefined) return "";
+  const cv = metrics.validation && metrics.validation.method === "cross-validation";
+  return `Balanced accuracy ${percent(metrics.balanced_accuracy)}: the mean of each class's share right, so a small `
+    + `class counts as much as a big one. Plain accuracy over all checked photos: ${percent(metrics.val_accuracy)}. `
+    + (cv ? "Every photo was checked once, by a model trained without it (cross-validation)."
+      : "Checked on photos set aside before training.");
+}
+
+// The worker's progress message (stage: detail) in plain words.
+function plainStep(raw) {
+  const text = raw.toLowerCase();
+  const count = raw.match(/(\d+)\/(\d+)/);
+  if (text.startsWith("preparing")) return "Getting ready…";
+  if (text.startsWith("reading images")) return count ? `Reading photos: ${count[1]} of ${count[2]}` : "Reading photos…";
+  if (text.startsWith("augmented view")) return "Making varied copies of the photos…";
+  if (text.includes("fine-tuning")) return "Fine-tuning the network to your photos…";
+  if (text.startsWith("evaluating")) return "Checking the model on photos it has not seen…";
+  if (text.includes("epoch")) return "Learning your classes…";
+  return "Training…";
+}
+
+// "about 3–9 s left", "about 20–40 s left", "about 1–2 min left": a range, never a promise to the second.
+export function timeLeft(low, high) {
+  if (high < 5) return "a few seconds left";
+  if (high < 20) return `about ${Math.max(1, Math.round(low))}–${Math.max(Math.round(low) + 2, Math.ceil(high))} s left`;
+  if (high < 90) {
+    const lo = Math.max(5, Math.floor(low / 5) * 5);
+    return `about ${lo}–${Math.max(lo + 5, Math.ceil(high / 5) * 5)} s left`;
+  }
+  const lo = Math.max(1, Math.floor(low / 60));
+  return `about ${lo}–${Math.max(lo + 1, Math.ceil(high / 60))} min left`;
 }
 
 // The "Advanced settings" fields: which show for which mode, their defaults, checks and the request body.

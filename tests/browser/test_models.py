@@ -76,9 +76,10 @@ def test_versions_evaluation_and_threshold(page: Page, api: httpx.Client, two_ve
     assert [r.get_attribute("data-version") for r in rows.all()] == ["2", "1"]
     for model in (v1, v2):
         r = row(page, model["version"])
-        expect(r.get_by_test_id("row-val-accuracy")).to_have_text(f"{model['metrics']['val_accuracy'] * 100:.1f}%")
-        expect(r.get_by_test_id("row-train-accuracy")).to_have_text(
-            f"{model['metrics']['train_accuracy'] * 100:.1f}%")
+        # The headline figure: balanced accuracy, as the Train panel and the API give it.
+        expect(r.get_by_test_id("row-val-accuracy")).to_have_text(
+            f"{model['metrics']['balanced_accuracy'] * 100:.1f}%")
+        expect(r.get_by_test_id("row-weakest")).to_contain_text(model["metrics"]["weakest_class"]["label"])
     expect(row(page, 2).get_by_test_id("current-badge")).to_be_visible()
     expect(row(page, 1).get_by_test_id("current-badge")).to_be_hidden()
     expect(row(page, 2).get_by_test_id("make-current")).to_be_hidden()
