@@ -83,7 +83,8 @@ def test_the_api_keeps_json_errors(client: TestClient):
     r = client.get("/no/such/page", headers={"accept": "application/json"})
     assert r.status_code == 404 and r.json() == {"detail": "Not Found"}
     r = client.get("/projects/999")
-    assert r.status_code == 404 and r.json()["detail"] == "project 999 was deleted, never existed, or is not shared with you"
+    assert r.status_code == 404
+    assert r.json()["detail"] == "project 999 was deleted, never existed, or is not shared with you"
     # A bad query on a real page is still the request's fault (422), not a missing page.
     assert client.get("/api/projects/abc", headers=BROWSER).status_code == 422
 
