@@ -24,6 +24,9 @@ JARGON = re.compile(r"\b(heads?|frozen|cached|jobs?)\b", re.I)
 LONG = "Honey bees photographed on flowers in the school garden"
 ANTS, BEES, FRAMES = 60, 8, 4
 RANGE = re.compile(r"^about \d+–\d+ (s|min) left$")
+# A job whose photos are already read (an earlier test on the session server) may have under 5 s to go from the
+# start: the page then says so in words (training.js timeLeft); the range itself is tested in test_honest_numbers.
+RANGE_OR_SHORT = re.compile(r"^(about \d+–\d+ (s|min)|a few seconds) left$")
 SHOTS = os.environ.get("SNAPCLASS_SHOTS")
 
 
@@ -118,7 +121,7 @@ def test_train_panel_tells_the_honest_number_in_plain_words(page: Page, api: htt
 
     # While it runs: the time left as a range, made from this server's rates and the job's progress.
     eta = page.get_by_test_id("train-eta")
-    expect(eta).to_have_text(RANGE, timeout=30_000)
+    expect(eta).to_have_text(RANGE_OR_SHORT, timeout=30_000)
     shot(page, "project-training-desktop")
     expect(page.get_by_test_id("job-message")).not_to_contain_text("fold")
     result = page.get_by_test_id("train-result")
