@@ -108,6 +108,8 @@ export function renderLineChart(spec, width) {
   spec.series.forEach((s, i) => {
     const g = el("g", { class: `chart-series series-${s.color ?? i}${s.dashed ? " is-dashed" : ""}`,
       "data-series": s.name });
+    // A class's own colour (ClassOut color) over the palette slot; CSSOM, so the CSP's style-src still holds.
+    if (s.hex) g.style.setProperty("--c", s.hex);
     let d = "";
     let pen = false;
     for (const p of s.values) {
@@ -138,6 +140,7 @@ function legend(spec) {
   spec.series.forEach((s, i) => {
     const item = document.createElement("li");
     item.className = `series-${s.color ?? i}${s.dashed ? " is-dashed" : ""}`;
+    if (s.hex) item.style.setProperty("--c", s.hex);
     const swatch = document.createElement("span");
     swatch.className = "chart-swatch";
     swatch.setAttribute("aria-hidden", "true");

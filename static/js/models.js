@@ -873,7 +873,8 @@ function renderCurves(model, metrics, labels) {
     return;
   }
   const series = labels.map((name, i) => ({
-    name, color: i % 8, values: points.map((p) => ({ x: p.fraction, y: p.per_class?.[name] ?? null })),
+    name, color: i % 8, hex: colorOf.get(name),
+    values: points.map((p) => ({ x: p.fraction, y: p.per_class?.[name] ?? null })),
   }));
   if (labels.length > 1) {
     series.push({ name: "all classes", color: "all", dashed: true,

@@ -132,6 +132,14 @@ def test_versions_evaluation_and_threshold(page: Page, api: httpx.Client, two_ve
         expect(svg.locator("path.chart-line")).to_have_count(2)
         assert len(svg.locator("circle.chart-dot").all()) == 2 * len(full["metrics"]["history"])
     expect(page.get_by_test_id("curves-chart").locator("path.chart-line")).to_have_count(3)  # 2 classes + all
+    # Each class's line is drawn in the class's own colour, as on its card and in its bars.
+    colours = {c["name"]: c["color"] for c in api.get(f"/api/projects/{pid}").json()["classes"]}
+    strokes = page.get_by_test_id("curves-chart").evaluate("""(chart) => Object.fromEntries(
+        [...chart.querySelectorAll("g.chart-series")].map((g) =>
+            [g.dataset.series, getComputedStyle(g.querySelector("path.chart-line")).stroke]))""")
+    for name, hex_colour in colours.items():
+        r, g, b = (int(hex_colour[i:i + 2], 16) for i in (1, 3, 5))
+        assert strokes[name] == f"rgb({r}, {g}, {b})", (name, strokes)
     expect(page.get_by_test_id("advice").locator("li")).to_have_count(2)
 
     # Two versions side by side.
