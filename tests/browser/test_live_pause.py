@@ -316,7 +316,12 @@ def test_add_this_frame_while_live_adds_the_frame_whose_answer_is_shown(page: Pa
     page.get_by_test_id("add-frame").click()
     expect(page.get_by_test_id("correct-status")).to_contain_text("Added 1 frame to “ants”")
     [added] = new_samples(api, ids["ants"], before)
-    assert photo(api, added) == shown_frame, "the stored frame is not the one whose answer was on screen"
+    stored = photo(api, added)
+    assert stored == shown_frame, (
+        "the stored frame is not the one whose answer was on screen: stored code "
+        f"{read_code(Image.open(io.BytesIO(stored)))}, shown {read_code(Image.open(io.BytesIO(shown_frame)))}, "
+        f"sent {[read_code(Image.open(io.BytesIO(f))) for f in wire.frames[-4:]]}, answers "
+        f"{[a['frame'] for a in wire.answers[-4:]]}, held {len(wire.held)}, connections {wire.connections}")
     assert photo(api, added) != wire.frames[-1]
 
     wire.release()

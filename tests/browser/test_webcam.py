@@ -389,13 +389,13 @@ def test_refused_camera_shows_a_message_and_nothing_breaks(refused_page: Page, a
     pid, ids = make_project(api, "No camera for you")
     page.goto(f"/projects/{pid}")
     recorder = open_recorder(page, "ants")
-    error = page.get_by_test_id("camera-error")
+    error = recorder.get_by_test_id("camera-error")  # the Try it panel has its own, hidden until its webcam starts
     expect(error).to_be_visible()
     expect(error).to_contain_text(REFUSED)
     expect(recorder).to_have_attribute("data-state", "error")
     expect(recorder).to_have_attribute("data-error", "refused")
     expect(page.get_by_test_id("hold-to-record")).to_be_disabled()
-    page.get_by_test_id("camera-retry").click()  # asks again, is refused again
+    recorder.get_by_test_id("camera-retry").click()  # asks again, is refused again
     expect(error).to_contain_text(REFUSED)
     page.screenshot(path=str(tmp_path / "recorder-refused.png"))
     page.get_by_test_id("recorder-close").click()
@@ -433,7 +433,7 @@ def test_insecure_page_explains_that_the_camera_needs_https(playwright_sync, ser
             assert page.evaluate("() => [window.isSecureContext, typeof navigator.mediaDevices]") == [
                 False, "undefined"]
             open_recorder(page, "bees")
-            expect(page.get_by_test_id("camera-error")).to_contain_text("https")
+            expect(page.get_by_test_id("recorder").get_by_test_id("camera-error")).to_contain_text("https")
             expect(page.get_by_test_id("recorder")).to_have_attribute("data-error", "insecure")
             page.goto(f"/projects/{pid}/live")
             expect(page.get_by_test_id("camera-error")).to_contain_text("https")
