@@ -322,7 +322,9 @@ def test_add_this_frame_while_live_adds_the_frame_whose_answer_is_shown(page: Pa
         f"{read_code(Image.open(io.BytesIO(stored)))}, shown {read_code(Image.open(io.BytesIO(shown_frame)))}, "
         f"sent {[read_code(Image.open(io.BytesIO(f))) for f in wire.frames[-4:]]}, answers "
         f"{[a['frame'] for a in wire.answers[-4:]]}, held {len(wire.held)}, connections {wire.connections}")
-    assert photo(api, added) != wire.frames[-1]
+    # Not also `stored != wire.frames[-1]`: under load the camera can hand the page the same picture twice, and
+    # the frame in flight is then byte-identical to the one on show (seen once in a full CI run). What matters
+    # is above: the stored bytes are those of the answered frame, which the camera had moved on from.
 
     wire.release()
     page.wait_for_function(f"() => window.__liveStats.frames >= {shown['frame'] + 4}", timeout=30_000)
