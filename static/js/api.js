@@ -72,7 +72,8 @@ function failure(url, status, body, statusText) {
   return err;
 }
 
-export async function request(method, url, { json, form, signal } = {}) {
+// `header`: answer with that response header instead of the body (a DELETE's X-Undo, say).
+export async function request(method, url, { json, form, signal, header } = {}) {
   const init = { method, headers: { Accept: "application/json" }, signal };
   if (json !== undefined) {
     init.headers["Content-Type"] = "application/json";
@@ -89,7 +90,7 @@ export async function request(method, url, { json, form, signal } = {}) {
   }
   const body = response.status === 204 ? null : await readBody(response);
   if (!response.ok) throw failure(url, response.status, body, response.statusText);
-  return body;
+  return header ? response.headers.get(header) : body;
 }
 
 export const api = {

@@ -1,6 +1,6 @@
 // Class cards: add, rename, delete (with undo) a class, switch it in or out of training, download its photos;
 // its gallery (one focus stop, arrow keys inside); upload (button or drag and drop) and delete images (with undo).
-import { api, ApiError, errorText, uploadForm } from "./api.js";
+import { api, ApiError, uploadForm } from "./api.js";
 import {
   cloneTemplate, confirmDialog, dismissToast, events, makeDropZone, plural, setProgress, showError, toast, whileBusy,
 } from "./ui.js";
@@ -10,7 +10,6 @@ const BATCH_FILES = 20; // files per request: progress moves, and no request get
 const BATCH_BYTES = 16 * 1024 * 1024;
 let canEdit = true; // a viewer sees the photos, and may not add any (the page hides the buttons too)
 const UNDO_MS = 10_000; // the toast's Undo (and Ctrl+Z) lasts this long; the server keeps a delete for minutes
-const OFFLINE = "Cannot reach the snapclass server. Is it still running?";
 const page = { list: null, cards: [], adopt: null }; // the page's cards, for the functions exported below
 
 class ClassCard {
@@ -485,25 +484,9 @@ function* batches(files) {
 
 // ---- undo: a delete answers with the path that restores it (X-Undo); the toast and Ctrl+Z use it ----
 
-// DELETE `url`; resolves to its undo path (null from a server without undo).
-async function deleteForUndo(url) {
-  let response;
-  try {
-    response = await fetch(url, { method: "DELETE", headers: { Accept: "application/json" } });
-  } catch {
-    throw new ApiError(OFFLINE);
-  }
-  if (!response.ok) {
-    let body = null;
-    try {
-      body = await response.json();
-    } catch {
-      // no JSON body: the status says it
-    }
-    throw new ApiError(errorText(response.status, body, response.statusText), response.status, body);
-  }
-  return response.headers.get("X-Undo");
-}
+// DELETE `url`; resolves to its undo path (null from a server without undo). Through api.js, so a photo or class
+// deleted meanwhile elsewhere is said in words and the page refreshes, as for every other action.
+const deleteForUndo = (url) => api.del(url, { header: "X-Undo" });
 
 // Deletes still undoable from the page, oldest first: the toast offers the latest, Ctrl+Z takes them newest first.
 const undoable = [];
