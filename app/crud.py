@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from sqlalchemy import delete, func, select, update
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy import JSON, case, delete, func, select, type_coerce, update
+from sqlalchemy.orm import Session, defer, joinedload
 
 from app import changes
 from app.colors import next_color
@@ -24,6 +24,8 @@ from app.models import (
 from app.names import name_key, normalize_name
 
 ACTIVE = ("queued", "running")
+# The evaluation's rows per validation photo, in TrainedModel.metrics (see app.training.evaluation).
+PER_PHOTO = ("val_predictions", "misclassified")
 
 
 class NotFound(LookupError):
@@ -183,6 +185,17 @@ def list_samples(*, session: Session, class_id: int) -> Sequence[Sample]:
     return session.scalars(select(Sample).where(Sample.class_id == class_id).order_by(Sample.id)).all()
 
 
+def sample_page(*, session: Session, class_id: int, limit: int, before: int | None = None) -> tuple[list[Sample], bool]:
+    """Up to `limit` samples of the class, newest (highest id) first, with ids below `before`; and whether
+    more follow. Keyset, not offset: a page costs the same deep in a big class, and a photo added or deleted
+    meanwhile shifts no later page."""
+    query = select(Sample).where(Sample.class_id == class_id)
+    if before is not None:
+        query = query.where(Sample.id < before)
+    rows = list(session.scalars(query.order_by(Sample.id.desc()).limit(limit + 1)))
+    return rows[:limit], len(rows) > limit
+
+
 def get_samples(*, session: Session, sample_ids: Sequence[int]) -> list[Sample]:
     """The samples of these ids, in id order; NotFound names the first id that names none."""
     found = {s.id: s for s in session.scalars(select(Sample).where(Sample.id.in_(list(sample_ids))))}
@@ -290,6 +303,54 @@ def list_models(*, session: Session, project_id: int) -> Sequence[TrainedModel]:
     return session.scalars(
         select(TrainedModel).where(TrainedModel.project_id == project_id).order_by(TrainedModel.id.desc())
     ).all()
+
+
+def model_summaries(*, session: Session, project_id: int) -> list[TrainedModel]:
+    """The versions, newest first, without their weights and metrics loaded (see model_metrics): a list
+    page reads neither."""
+    return list(session.scalars(
+        select(TrainedModel).options(defer(TrainedModel.weights), defer(TrainedModel.metrics))
+        .where(TrainedModel.project_id == project_id).order_by(TrainedModel.id.desc())
+    ))
+
+
+def model_summary(*, session: Session, model_id: int) -> TrainedModel | None:
+    """The row without its weights and metrics loaded (read on access, should a caller need them)."""
+    return session.get(TrainedModel, model_id,
+                       options=[defer(TrainedModel.weights), defer(TrainedModel.metrics)])
+
+
+def model_metrics(*, session: Session, model_ids: Sequence[int], per_photo: bool = False) -> dict[int, dict]:
+    """model id -> its metrics; without `per_photo`, less the rows per validation photo (PER_PHOTO), which
+    grow with the photos (20,000 rows at 20,000 photos): SQLite drops them before Python parses the rest.
+    SQLite's JSON refuses NaN, which Python writes for a figure with nothing to measure; such a row (a model
+    without validation photos, so its per-photo lists are empty anyway) is parsed whole and trimmed here."""
+    ids = list(model_ids)
+    if not ids:
+        return {}
+    if per_photo:
+        rows = session.execute(select(TrainedModel.id, TrainedModel.metrics).where(TrainedModel.id.in_(ids)))
+        return {mid: metrics or {} for mid, metrics in rows}
+    trimmed = case((func.json_valid(TrainedModel.metrics),
+                    func.json_remove(TrainedModel.metrics, *(f"$.{k}" for k in PER_PHOTO))),
+                   else_=TrainedModel.metrics)
+    rows = session.execute(select(TrainedModel.id, type_coerce(trimmed, JSON)).where(TrainedModel.id.in_(ids)))
+    return {mid: {k: v for k, v in (metrics or {}).items() if k not in PER_PHOTO} for mid, metrics in rows}
+
+
+def validation_rows(*, session: Session, model_id: int) -> list:
+    """The model's rows per validation photo (metrics["val_predictions"]): SQLite picks them out, so the rest
+    of the metrics is never parsed; metrics SQLite cannot read (NaN, see model_metrics) are parsed whole."""
+    column = TrainedModel.metrics
+    found = session.execute(select(func.json_valid(column), type_coerce(
+        case((func.json_valid(column), func.json_extract(column, "$.val_predictions"))), JSON))
+        .where(TrainedModel.id == model_id)).first()
+    if found is None:
+        raise NotFound(f"model {model_id} not found")
+    valid, rows = found
+    if not valid:
+        rows = (session.scalar(select(column).where(TrainedModel.id == model_id)) or {}).get("val_predictions")
+    return rows if isinstance(rows, list) else []
 
 
 def get_model(*, session: Session, model_id: int) -> TrainedModel:

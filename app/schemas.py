@@ -125,6 +125,25 @@ class ModelUpdate(Body):
     reset_unknown_threshold: bool = Field(default=False, description="back to the calibrated value")
 
 
+class PredictionRow(BaseModel):
+    """How the model judged one validation photo (with cross-validation, by the head that never saw it)."""
+
+    sample_id: int | None = Field(description="the photo; null where a project file did not carry it")
+    true: int = Field(description="its class: an index into the model's labels")
+    predicted: int = Field(description="the model's answer: an index into the model's labels")
+    loss: float = Field(description="-log of the probability given to its true class: higher is worse")
+    score: float = Field(description="the probability of the answer (0-1)")
+    burst_id: str | None = Field(default=None, description="the webcam recording it came from, if one")
+    similar: int = Field(default=1, description="with group=burst: how many photos this row stands for (frames "
+                         "of one recording with the same class and answer; the worst is shown)")
+
+
+class PredictionsOut(BaseModel):
+    total: int = Field(description="rows matching, in all pages (with group=burst: one per recording)")
+    photos: int = Field(description="validation photos matching (with group=burst, at least total)")
+    rows: list[PredictionRow] = Field(description="this page: worst first (highest loss; then by photo)")
+
+
 class ProjectOut(BaseModel):
     id: int
     name: str

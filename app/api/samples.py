@@ -9,7 +9,7 @@ from app import access, crud, trash
 from app.access import Level
 from app.api import errors
 from app.api.classes import UNDO_HEADER, undo_response
-from app.api.deps import ActorDep, Id, ServicesDep, SessionDep
+from app.api.deps import MAX_ID, ActorDep, Id, ServicesDep, SessionDep
 from app.api.views import sample_out
 from app.headers import UPLOAD_CSP
 from app.schemas import SampleOut, UploadOut, UploadRefusedOut
@@ -63,10 +63,33 @@ def upload_samples(
     return UploadOut(added=[sample_out(s) for s in result.added], rejected=result.rejected)
 
 
-@router.get("/classes/{class_id}/samples", response_model=list[SampleOut])
-def list_samples(class_id: Id, session: SessionDep, actor: ActorDep):
+MAX_PAGE = 500
+NEXT_LINK = {"Link": {"description": "with `limit`, when more photos follow: `<PATH>; rel=\"next\"`, the path on this "
+                      "server of the next page", "schema": {"type": "string"}}}
+
+
+@router.get("/classes/{class_id}/samples", response_model=list[SampleOut],
+            responses={200: {"description": "the photos", "headers": NEXT_LINK}})
+def list_samples(
+    class_id: Id, session: SessionDep, actor: ActorDep, response: Response,
+    limit: Annotated[int | None, Query(ge=1, le=MAX_PAGE, description="a page of at most this many, newest "
+                                       "first; without it, every photo of the class, oldest first")] = None,
+    before: Annotated[int | None, Query(ge=1, le=MAX_ID, description="with `limit`: only photos with a lower id "
+                                        "(the last id of the page before; it need not exist any more)")] = None,
+):
+    """The class's photos. A big class a page at a time: `?limit=48`, then the URL in the answer's `Link`
+    header (rel="next") until there is none. Pages go by id (keyset), so photos added or deleted meanwhile
+    neither repeat nor skip one; new photos have higher ids than any page already read."""
     access.image_class(session, actor, class_id)
-    return [sample_out(s) for s in crud.list_samples(session=session, class_id=class_id)]
+    if limit is None:
+        if before is not None:
+            raise HTTPException(422, "before= needs limit=: say how many photos a page holds (1 to 500)")
+        return [sample_out(s) for s in crud.list_samples(session=session, class_id=class_id)]
+    samples, more = crud.sample_page(session=session, class_id=class_id, limit=limit, before=before)
+    if more:
+        after = f"/api/classes/{class_id}/samples?limit={limit}&before={samples[-1].id}"
+        response.headers["Link"] = f'<{after}>; rel="next"'
+    return [sample_out(s) for s in samples]
 
 
 DELETED = {204: {"description": "deleted; undo with the X-Undo header's path", "headers": UNDO_HEADER}}

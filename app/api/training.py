@@ -14,7 +14,10 @@ router = APIRouter(prefix="/api", tags=["training"], responses=errors.responses(
 
 
 def job_out(job) -> JobOut:
-    return JobOut.model_validate(job, from_attributes=True)
+    out = JobOut.model_validate(job, from_attributes=True)
+    # The model keeps the rows per validation photo (as many as photos): GET /api/models/{id}/predictions.
+    out.metrics = {k: v for k, v in out.metrics.items() if k not in crud.PER_PHOTO}
+    return out
 
 
 @router.post("/projects/{project_id}/train", response_model=JobCreated, status_code=202,

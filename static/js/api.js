@@ -72,8 +72,9 @@ function failure(url, status, body, statusText) {
   return err;
 }
 
-// `header`: answer with that response header instead of the body (a DELETE's X-Undo, say).
-export async function request(method, url, { json, form, signal, header } = {}) {
+// `header`: answer with that response header instead of the body (a DELETE's X-Undo, say); `withHeaders`:
+// answer `{ body, headers }` (a page of a list and its Link header).
+export async function request(method, url, { json, form, signal, header, withHeaders } = {}) {
   const init = { method, headers: { Accept: "application/json" }, signal };
   if (json !== undefined) {
     init.headers["Content-Type"] = "application/json";
@@ -90,7 +91,17 @@ export async function request(method, url, { json, form, signal, header } = {}) 
   }
   const body = response.status === 204 ? null : await readBody(response);
   if (!response.ok) throw failure(url, response.status, body, response.statusText);
+  if (withHeaders) return { body, headers: response.headers };
   return header ? response.headers.get(header) : body;
+}
+
+// The rel="next" target of a Link header (RFC 8288), or null: where a paged list goes on.
+export function nextLink(header) {
+  for (const part of (header || "").split(",")) {
+    const found = /^\s*<([^>]*)>\s*;(.*)$/.exec(part);
+    if (found && /(^|;)\s*rel\s*=\s*"?([^";]*\s)?next(\s[^";]*)?"?\s*(;|$)/.test(found[2])) return found[1];
+  }
+  return null;
 }
 
 export const api = {

@@ -1,11 +1,12 @@
 // Class cards: add, rename, delete (with undo) a class, switch it in or out of training, download its photos;
 // its gallery (one focus stop, arrow keys inside); upload (button or drag and drop) and delete images (with undo).
-import { api, ApiError, uploadForm } from "./api.js";
+import { api, ApiError, nextLink, uploadForm } from "./api.js";
 import {
   cloneTemplate, confirmDialog, dismissToast, events, makeDropZone, plural, setProgress, showError, toast, whileBusy,
 } from "./ui.js";
 
-const GALLERY_PREVIEW = 48; // thumbnails shown before "Show all"
+// Thumbnails a card loads on open, and each "Show more" adds: a class of 2,000 photos costs one page, not 2,000.
+const PAGE = 48;
 const BATCH_FILES = 20; // files per request: progress moves, and no request gets huge
 const BATCH_BYTES = 16 * 1024 * 1024;
 let canEdit = true; // a viewer sees the photos, and may not add any (the page hides the buttons too)
@@ -17,11 +18,13 @@ class ClassCard {
     this.el = el;
     this.id = cls.id;
     this.name = cls.name;
-    this.count = cls.sample_count;
+    this.count = cls.sample_count; // the server's count (as the project says, then kept up by our own changes)
     this.color = cls.color;
     this.enabled = cls.enabled !== false;
-    this.samples = null; // newest first, once loaded
-    this.showAll = false;
+    this.samples = null; // the loaded photos, newest first: the first pages of the class
+    this.next = null; // the path of the next page (the Link header's rel="next"), null once all are loaded
+    this.before = null; // that page's cursor: every photo with a lower id is not loaded yet
+    this.loadingMore = null;
     this.current = null; // the sample id whose thumbnail is the gallery's one tab stop
     this.selecting = false; // "Select": taps and Space choose photos, one Delete removes them (one undo)
     this.selected = new Set();
@@ -139,12 +142,14 @@ class ClassCard {
       }
       const gone = new Set(ids);
       this.samples = this.samples.filter((s) => !gone.has(s.id));
+      this.count = Math.max(0, this.count - ids.length);
       this.toggleSelecting(false);
       this.renderGallery();
+      this.topUp();
       events.emit("samples-changed");
       offerUndo(`Deleted ${plural(ids.length, "image")} from “${this.name}”.`, undo);
     });
-    if (!this.samples.length) this.el.querySelector("[data-action=upload]").focus();
+    if (!this.samples.length && !this.next) this.el.querySelector("[data-action=upload]").focus();
   }
 
   // ---- the gallery: one tab stop (roving tabindex); arrows, Home/End move; Delete/Backspace deletes ----
@@ -211,47 +216,91 @@ class ClassCard {
     else if (action === "select-mode") this.toggleSelecting(!this.selecting);
     else if (action === "select-delete") this.deleteSelected(target);
     else if (action === "dismiss-rejected") this.$("rejected").hidden = true;
-    else if (action === "show-all") {
-      this.showAll = !this.showAll;
-      this.renderGallery();
-    }
+    else if (action === "show-more") this.showMore(target);
   }
 
+  // The newest photos again, as many as are loaded now (at least a page): after a change made elsewhere.
   async load() {
+    const limit = Math.min(500, Math.max(PAGE, this.samples?.length || 0));
     try {
-      const samples = await api.get(`/api/classes/${this.id}/samples`);
-      this.samples = samples.reverse();
-      this.count = this.samples.length;
+      const { body, headers } = await api.get(`/api/classes/${this.id}/samples?limit=${limit}`, { withHeaders: true });
+      this.samples = body;
+      this.setNext(nextLink(headers.get("Link")));
       this.renderGallery();
     } catch (err) {
       showError(err, `Could not load the images of “${this.name}”`);
     }
   }
 
+  setNext(path) {
+    this.next = path;
+    this.before = path ? Number(new URL(path, window.location.href).searchParams.get("before")) : null;
+  }
+
+  // The next page, once (a second press while it is on its way waits for the same one).
+  loadMore() {
+    if (!this.next) return Promise.resolve([]);
+    this.loadingMore ||= (async () => {
+      const { body, headers } = await api.get(this.next, { withHeaders: true });
+      const have = new Set((this.samples || []).map((s) => s.id));
+      const added = body.filter((s) => !have.has(s.id));
+      this.samples = [...(this.samples || []), ...added];
+      this.setNext(nextLink(headers.get("Link")));
+      this.renderGallery();
+      return added;
+    })().finally(() => {
+      this.loadingMore = null;
+    });
+    return this.loadingMore;
+  }
+
+  async showMore(button) {
+    // Not disabled meanwhile: a disabled button drops the keyboard focus to the page (loadMore runs once anyway).
+    button.setAttribute("aria-busy", "true");
+    let added = [];
+    try {
+      added = await this.loadMore();
+    } catch (err) {
+      showError(err, `Could not load more images of “${this.name}”`);
+    } finally {
+      button.removeAttribute("aria-busy");
+    }
+    // The button stays where it was, under the photos it brought; once all are loaded it goes, and focus
+    // goes to the first photo it brought rather than to the top of the page.
+    if (button.hidden && added.length) this.thumbs().find((li) => Number(li.dataset.sampleId) === added[0].id)?.focus();
+  }
+
+  // After deletes: a page's worth shown again while more are on the server.
+  topUp() {
+    if (this.next && (this.samples || []).length < PAGE) {
+      this.loadMore().catch((err) => showError(err, `Could not load more images of “${this.name}”`));
+    }
+  }
+
   renderGallery() {
     const gallery = this.$("gallery");
     const samples = this.samples || [];
-    const shown = this.showAll ? samples : samples.slice(0, GALLERY_PREVIEW);
     const hadFocus = gallery.contains(document.activeElement);
-    gallery.replaceChildren(...shown.map((sample, i) => this.thumb(sample, i, samples.length)));
+    gallery.replaceChildren(...samples.map((sample, i) => this.thumb(sample, i)));
     const items = this.thumbs();
     const current = items.find((li) => Number(li.dataset.sampleId) === this.current) || items[0] || null;
     this.setCurrent(current);
     if (hadFocus && current) current.focus();
-    this.$("empty").hidden = samples.length > 0;
-    this.$("download").hidden = samples.length === 0;
-    this.$("select-bar").hidden = samples.length === 0 && !this.selecting;
+    const any = samples.length > 0 || this.count > 0;
+    this.$("empty").hidden = any;
+    this.$("download").hidden = !any;
+    this.$("select-bar").hidden = !any && !this.selecting;
     this.renderSelection();
-    const more = this.el.querySelector("[data-action=show-all]");
-    more.hidden = samples.length <= GALLERY_PREVIEW;
-    more.textContent = this.showAll ? "Show fewer" : `Show all ${samples.length} images`;
+    const more = this.el.querySelector("[data-action=show-more]");
+    more.hidden = !this.next;
+    more.textContent = `Show more (${samples.length} of ${this.count} shown)`;
     this.renderCount();
   }
 
-  thumb(sample, i, total) {
+  thumb(sample, i) {
     const li = cloneTemplate("thumb-template");
     li.dataset.sampleId = sample.id;
-    li.dataset.label = `${sample.filename}, photo ${i + 1} of ${total}`;
+    li.dataset.label = `${sample.filename}, photo ${i + 1} of ${Math.max(this.count, i + 1)}`;
     li.setAttribute("aria-label", li.dataset.label);
     const img = li.querySelector("img");
     img.src = sample.thumbnail_url;
@@ -262,7 +311,6 @@ class ClassCard {
   }
 
   renderCount() {
-    if (this.samples) this.count = this.samples.length;
     this.$("count").textContent = plural(this.count, "image");
     this.onChange();
   }
@@ -342,12 +390,14 @@ class ClassCard {
     this.onRemoved?.();
   }
 
-  // Photos an undo brought back (newest first, as the gallery shows them).
+  // Photos an undo brought back, where they were (the gallery is newest first). One older than the pages loaded
+  // comes with its page; one the change feed has put back already is not counted twice.
   restoreSamples(samples, { focus = false } = {}) {
-    const ids = new Set(samples.map((s) => s.id));
-    const kept = (this.samples || []).filter((s) => !ids.has(s.id));
-    this.samples = [...kept, ...samples].sort((a, b) => b.id - a.id);
-    this.current = Math.max(...ids);
+    const have = new Set((this.samples || []).map((s) => s.id));
+    this.count += samples.filter((s) => !have.has(s.id)).length;
+    const shown = samples.filter((s) => !have.has(s.id) && (this.before === null || s.id >= this.before));
+    this.samples = [...(this.samples || []), ...shown].sort((a, b) => b.id - a.id);
+    this.current = Math.max(...samples.map((s) => s.id));
     this.renderGallery();
     events.emit("samples-changed");
     if (focus) this.thumbs().find((li) => Number(li.dataset.sampleId) === this.current)?.focus();
@@ -372,7 +422,9 @@ class ClassCard {
     const next = li.nextElementSibling || li.previousElementSibling;
     this.current = next ? Number(next.dataset.sampleId) : null;
     this.samples = this.samples.filter((s) => s.id !== id);
+    this.count = Math.max(0, this.count - 1);
     this.renderGallery();
+    this.topUp();
     events.emit("samples-changed");
     // Keep keyboard users in the gallery instead of dropping focus to the page.
     if (hadFocus || document.activeElement === document.body) {
@@ -414,6 +466,7 @@ class ClassCard {
           added += result.added.length;
           rejected.push(...result.rejected);
           this.samples = [...result.added.reverse(), ...(this.samples || [])];
+          this.count += result.added.length;
           this.renderGallery();
         } catch (err) {
           if (err instanceof ApiError && err.body && Array.isArray(err.body.rejected)) {
@@ -444,6 +497,7 @@ class ClassCard {
   addSamples(added) {
     if (!added.length) return;
     this.samples = [...added.slice().reverse(), ...(this.samples || [])];
+    this.count += added.length;
     this.renderGallery();
     events.emit("samples-changed");
   }
@@ -527,14 +581,19 @@ async function undoDelete(path, { focus }) {
     showError(err, "Could not undo");
     return;
   }
+  const restoredClasses = new Set();
   for (const cls of restored.classes) {
+    // Its first page, as on opening the page: a class of thousands of photos comes back as one page.
     const card = addClassCard(cls);
-    card.samples = [];
-    card.renderGallery();
+    restoredClasses.add(cls.id);
+    card.count = cls.sample_count;
+    card.load();
     if (focus) card.el.querySelector("[data-action=delete-class]").focus();
   }
   const byClass = new Map();
-  for (const sample of restored.samples) byClass.set(sample.class_id, [...(byClass.get(sample.class_id) || []), sample]);
+  for (const sample of restored.samples) {
+    if (!restoredClasses.has(sample.class_id)) byClass.set(sample.class_id, [...(byClass.get(sample.class_id) || []), sample]);
+  }
   for (const [classId, samples] of byClass) {
     page.cards.find((c) => c.id === classId)?.restoreSamples(samples, { focus });
   }
@@ -663,6 +722,7 @@ export function syncClasses(classes) {
     card.setColor?.(cls.color);
     card.setEnabled?.(cls.enabled);
     if (cls.sample_count !== card.count) {
+      card.count = cls.sample_count;
       card.load();
       photosChanged = true;
     }

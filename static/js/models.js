@@ -414,7 +414,7 @@ function renderReport(m) {
   renderThreshold(m);
   renderConfusion(metrics, labels);
   renderHistory(metrics);
-  renderMistakes(metrics, labels);
+  renderMistakes(m);
   renderCurves(m, metrics, labels);
 }
 
@@ -675,28 +675,85 @@ function cellNode(tag, text, className) {
   return node;
 }
 
+// ---------- validation photos, a page at a time (GET /api/models/{id}/predictions) ----------
+
+// A cell or the mistakes of a big project are thousands of photos: a page of them, and "Show more".
+const PHOTO_PAGE = 60;
+const galleries = { cell: null, mistakes: null }; // what each gallery shows now; a newer one makes older answers moot
+
+function openGallery(kind, model, params) {
+  const labels = model.metrics?.labels || model.labels;
+  galleries[kind] = { model, params, labels, offset: 0, total: 0, photos: 0, loading: null };
+  $(`${kind}-more`).hidden = true;
+  return galleries[kind];
+}
+
+// The gallery's next page, appended; null when another gallery (cell, version) replaced it meanwhile.
+function morePhotos(kind) {
+  const g = galleries[kind];
+  g.loading ||= (async () => {
+    const query = new URLSearchParams({ ...g.params, limit: String(PHOTO_PAGE), offset: String(g.offset) });
+    const page = await api.get(`/api/models/${g.model.id}/predictions?${query}`);
+    if (galleries[kind] !== g) return null;
+    Object.assign(g, { offset: g.offset + page.rows.length, total: page.total, photos: page.photos });
+    $(kind === "cell" ? "cell-images" : "mistakes").append(...page.rows.map((r) => thumb(r, g.labels)));
+    const more = $(`${kind}-more`);
+    more.hidden = g.offset >= g.total;
+    more.textContent = `Show more (${g.offset} of ${g.total} shown)`;
+    return page;
+  })().finally(() => {
+    g.loading = null;
+  });
+  return g.loading;
+}
+
+async function showMore(kind, button) {
+  button.setAttribute("aria-busy", "true"); // not disabled: that would drop the keyboard focus
+  const first = galleries[kind]?.offset;
+  try {
+    await morePhotos(kind);
+  } catch (err) {
+    showError(err, "Could not load more photos");
+  } finally {
+    button.removeAttribute("aria-busy");
+  }
+  if (button.hidden) { // all shown: focus goes to the first photo it brought, not to the top of the page
+    $(kind === "cell" ? "cell-images" : "mistakes").children[first]?.querySelector("button")?.focus();
+  }
+}
+
 function resetCell() {
+  galleries.cell = null;
+  $("cell-more").hidden = true;
   $("cell-title").textContent = "Photos behind a cell";
   $("cell-hint").textContent = "Click a number in the confusion matrix to see the validation photos it counts.";
   $("cell-images").replaceChildren();
 }
 
-function showCell(t, p) {
+async function showCell(t, p) {
   const model = state.selected;
-  const metrics = model.metrics || {};
-  const labels = metrics.labels || model.labels;
+  const labels = model.metrics?.labels || model.labels;
   for (const button of $("confusion").querySelectorAll("button[data-action=cell]")) {
     const on = Number(button.dataset.true) === t && Number(button.dataset.predicted) === p;
     button.setAttribute("aria-pressed", String(on));
   }
-  const rows = (metrics.val_predictions || []).filter((r) => r.true === t && r.predicted === p)
-    .sort((a, b) => b.loss - a.loss);
+  const g = openGallery("cell", model, { true: String(t), predicted: String(p) });
   $("cell-title").textContent = t === p ? `${labels[t]}, answered right` : `${labels[t]} answered as ${labels[p]}`;
-  $("cell-hint").textContent = `${plural(rows.length, "validation photo")}${t === p ? ", least sure first" : ", worst first"}. `
-    + "Click one to see it larger.";
-  $("cell-images").replaceChildren(...rows.map((r) => thumb(r, labels)));
+  $("cell-hint").textContent = "Loading its photos…";
+  $("cell-images").replaceChildren();
   const panel = root.querySelector("[data-testid=cell-panel]");
   if (panel.getBoundingClientRect().top > window.innerHeight) panel.scrollIntoView({ block: "nearest" });
+  let page;
+  try {
+    page = await morePhotos("cell");
+  } catch (err) {
+    if (galleries.cell === g) $("cell-hint").textContent = "The photos could not be loaded.";
+    showError(err, "Could not load the photos of that cell");
+    return;
+  }
+  if (!page) return;
+  $("cell-hint").textContent = `${plural(page.photos, "validation photo")}${t === p ? ", least sure first" : ", worst first"}. `
+    + "Click one to see it larger.";
 }
 
 function thumb(row, labels) {
@@ -824,37 +881,30 @@ function historyWhy(metrics, folds, balanced) {
   return parts.join(" ");
 }
 
-// One tile per webcam recording: its frames are near-identical, so the worst one stands for them all
-// with a count, instead of a row of the same picture.
-export function byBurst(rows) {
-  const seen = new Map();
-  const out = [];
-  for (const r of rows) {
-    if (!r.burst_id) {
-      out.push({ ...r, similar: 1 });
-      continue;
-    }
-    const key = `${r.burst_id}:${r.true}:${r.predicted}`;
-    const tile = seen.get(key);
-    if (tile) tile.similar += 1;
-    else {
-      const first = { ...r, similar: 1 };
-      seen.set(key, first);
-      out.push(first);
-    }
+// Worst first. A webcam recording's frames are near-identical, so the server sends one tile per recording (the
+// worst frame) with a count, instead of a row of the same picture.
+async function renderMistakes(model) {
+  const metrics = model.metrics || {};
+  const g = openGallery("mistakes", model, { wrong: "true", group: "burst" });
+  $("mistakes").replaceChildren();
+  $("mistakes-none").hidden = true;
+  if (!metrics.n_val) {
+    $("mistakes-count").textContent = "no validation photos";
+    return;
   }
-  return out;
-}
-
-function renderMistakes(metrics, labels) {
-  const rows = [...(metrics.misclassified || [])].sort((a, b) => b.loss - a.loss);
-  const tiles = byBurst(rows);
-  const noVal = !metrics.n_val;
-  $("mistakes").replaceChildren(...tiles.map((r) => thumb(r, labels)));
-  $("mistakes-none").hidden = rows.length > 0 || noVal;
-  $("mistakes-count").textContent = noVal ? "no validation photos"
-    : `${rows.length} of ${plural(metrics.n_val, "photo")}`
-      + (tiles.length < rows.length ? `; similar frames of one recording shown once` : "");
+  $("mistakes-count").textContent = "loading…";
+  let page;
+  try {
+    page = await morePhotos("mistakes");
+  } catch (err) {
+    if (galleries.mistakes === g) $("mistakes-count").textContent = "could not be loaded";
+    showError(err, "Could not load the misclassified photos");
+    return;
+  }
+  if (!page) return;
+  $("mistakes-none").hidden = page.photos > 0;
+  $("mistakes-count").textContent = `${page.photos} of ${plural(metrics.n_val, "photo")}`
+    + (page.total < page.photos ? "; similar frames of one recording shown once" : "");
 }
 
 function renderCurves(model, metrics, labels) {
@@ -938,6 +988,9 @@ root.querySelector("[data-action=clear-compare]").addEventListener("click", () =
   for (const box of root.querySelectorAll("[data-role=compare]")) box.checked = false;
   renderCompare();
 });
+for (const kind of ["cell", "mistakes"]) {
+  $(`${kind}-more`).addEventListener("click", (event) => showMore(kind, event.currentTarget));
+}
 $("confusion").addEventListener("click", (event) => {
   const button = event.target.closest("button[data-action=cell]");
   if (button) showCell(Number(button.dataset.true), Number(button.dataset.predicted));

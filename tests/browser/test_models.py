@@ -89,7 +89,7 @@ def test_versions_evaluation_and_threshold(page: Page, api: httpx.Client, two_ve
     expect(report).to_have_attribute("data-model-id", str(v2["id"]))
     expect(page.get_by_test_id("eval-version")).to_have_text("v2")
     expect(page.get_by_test_id("mode-reason")).to_contain_text(re.compile("head mode was asked for", re.I))
-    full = api.get(f"/api/models/{v2['id']}").json()
+    full = api.get(f"/api/models/{v2['id']}", params={"full": True}).json()
     n_val = full["metrics"]["n_val"]
     assert n_val > 0
     expect(page.get_by_test_id("eval-counts")).to_have_text(f"{full['metrics']['n_train']} / {n_val}")

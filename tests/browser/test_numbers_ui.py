@@ -161,7 +161,7 @@ def test_models_page_agrees_and_keeps_names_and_bursts_readable(page: Page, api:
     pid = uneven["pid"]
     model = api.get(f"/api/projects/{pid}").json()["model"]
     assert model, "the Train panel test trains this project first"
-    full = api.get(f"/api/models/{model['id']}").json()
+    full = api.get(f"/api/models/{model['id']}", params={"full": True}).json()
     m = full["metrics"]
     page.goto(f"/projects/{pid}/models")
     expect(page.get_by_test_id("models-page")).to_have_attribute("data-state", "ready")
