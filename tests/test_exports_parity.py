@@ -83,7 +83,7 @@ def test_int8_is_small_carries_its_metadata_and_agrees_on_real_photos(built, tmp
 
 def test_model_lists_each_built_format_with_the_parity_the_test_measures(built):
     client, pid = built["client"], built["pid"]
-    model = client.get(f"/api/models/{built['model_id']}").json()
+    model = client.get(f"/api/models/{built['model_id']}", params={"full": True}).json()
     exports = {e["format"]: e for e in model["exports"] if e["status"] == "built"}
     assert set(exports) == set(FORMATS)
     held_out = [row["sample_id"] for row in model["metrics"]["val_predictions"]]

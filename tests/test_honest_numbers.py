@@ -98,7 +98,7 @@ def test_classes_are_weighted_by_default_and_it_moves_the_answers(uneven):
     assert plain["status"] == "succeeded" and plain["metrics"]["config"]["head"]["class_weights"] is False
 
     def bee_belief(model_id: int) -> float:
-        rows = client.get(f"/api/models/{model_id}").json()["metrics"]["val_predictions"]
+        rows = client.get(f"/api/models/{model_id}", params={"full": True}).json()["metrics"]["val_predictions"]
         return float(np.mean([r["score"] if r["predicted"] == 1 else 1 - r["score"] for r in rows]))
     assert bee_belief(job["model_id"]) > bee_belief(plain["model_id"])
 

@@ -37,7 +37,7 @@ def test_the_job_says_what_it_ran_and_why(ants_bees):
 
 def test_evaluation_a_person_can_read(ants_bees):
     client, pid, job = ants_bees
-    model = client.get(f"/api/models/{job['model_id']}").json()
+    model = client.get(f"/api/models/{job['model_id']}", params={"full": True}).json()
     m = model["metrics"]
     assert m["labels"] == ["ants", "bees"]
     assert m["n_val"] == len(m["val_predictions"]) > 0
@@ -73,7 +73,8 @@ def test_cross_validation_judges_each_photo_by_a_head_that_never_saw_it(client):
     ids = [x["id"] for cid, name in ((ants, "ants"), (bees, "bees"))
            for x in upload(client, cid, photos("hymenoptera", "train", name, limit=20)).json()["added"]]
     stray_id = upload(client, ants, photos("hymenoptera", "val", "bees", limit=1)).json()["added"][0]["id"]
-    m = train(client, pid)["metrics"]
+    job = train(client, pid)
+    m = client.get(f"/api/models/{job['model_id']}", params={"full": True}).json()["metrics"]
     assert m["validation"] == {"method": "cross-validation", "folds": 5} and len(m["best_epochs"]) == 5
     assert m["n_train"] == m["n_val"] == 41 and len(m["val_predictions"]) == 41
     assert {r["sample_id"] for r in m["val_predictions"]} == {*ids, stray_id}
