@@ -15,6 +15,7 @@ import pytest
 pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
 from playwright.sync_api import Page, expect  # noqa: E402
 
+from tests.browser.conftest import DATASETS  # noqa: E402
 from tests.browser.test_webcam import add_photos, assert_one_burst, card, make_project, open_recorder, samples  # noqa: E402
 
 SHOTS = Path("/tmp/shots/gallery")
@@ -341,3 +342,92 @@ def test_select_several_photos_and_delete_them_with_one_undo(page: Page, api: ht
     page.get_by_test_id("undo-button").click()
     expect(thumbs(page, "ants")).to_have_count(5)
     assert len(samples(api, ids["ants"])) == 5
+
+
+def cifar(name: str, n: int, split: str = "train") -> list[Path]:
+    folder = DATASETS / "cifar10-mini" / split / name
+    if not folder.is_dir():
+        pytest.skip(f"the CIFAR photos are missing: {folder}")
+    return sorted(folder.glob("*.jpg"))[:n]
+
+
+def test_a_big_class_opens_with_one_page_and_show_more_brings_the_next(page: Page, api: httpx.Client):
+    """100 photos: the card loads 48 (one request), "Show more" the next pages; the count is the class's, and
+    focus, Select, delete with undo, top-up and upload work on what is loaded."""
+    pid, ids = make_project(api, "A big class", ("planes", "cats"))
+    add_photos(api, ids["planes"], cifar("airplane", 100))
+    add_photos(api, ids["cats"], cifar("cat", 3))
+    newest_first = [s["id"] for s in samples(api, ids["planes"])][::-1]
+    asked: list[str] = []
+    page.on("request", lambda r: "/api/" in r.url and r.method == "GET" and asked.append(r.url.split("/api/")[1]))
+    page.goto(f"/projects/{pid}")
+    planes = card(page, "planes")
+    more = planes.get_by_test_id("show-more")
+    expect(thumbs(page, "planes")).to_have_count(48)
+    expect(thumbs(page, "cats")).to_have_count(3)
+    expect(planes.get_by_test_id("class-count")).to_have_text("100 images")  # the class's count, not the page's
+    expect(more).to_have_text("Show more (48 of 100 shown)")
+    expect(card(page, "cats").get_by_test_id("show-more")).to_be_hidden()
+    # One page per card, and the thumbnails of what it shows, nothing more.
+    assert sorted(u for u in asked if u.startswith("classes/")) == sorted(
+        f"classes/{ids[c]}/samples?limit=48" for c in ("planes", "cats"))
+    assert len([u for u in asked if u.endswith("/thumbnail")]) == 48 + 3
+    assert [int(x) for x in thumbs(page, "planes").evaluate_all("els => els.map(e => e.dataset.sampleId)")] \
+        == newest_first[:48]
+    expect(thumbs(page, "planes").first).to_have_attribute("aria-label", re.compile(r"photo 1 of 100$"))
+    shot(page, "big-class-desktop")
+
+    more.focus()
+    page.keyboard.press("Enter")
+    expect(thumbs(page, "planes")).to_have_count(96)
+    expect(more).to_be_focused()  # still there, under the photos it brought
+    expect(more).to_have_text("Show more (96 of 100 shown)")
+    more.click()
+    expect(thumbs(page, "planes")).to_have_count(100)
+    expect(more).to_be_hidden()
+    # Gone once all are loaded: focus on the first photo the last press brought, the gallery's one tab stop.
+    expect(thumbs(page, "planes").nth(96)).to_be_focused()
+    assert thumbs(page, "planes").evaluate_all("els => els.filter(e => e.tabIndex === 0).length") == 1
+    assert [int(x) for x in thumbs(page, "planes").evaluate_all("els => els.map(e => e.dataset.sampleId)")] \
+        == newest_first
+    page.keyboard.press("End")
+    expect(thumbs(page, "planes").last).to_be_focused()
+
+    # A reload shows one page again; deleting below a page brings the next photos up to fill it.
+    page.reload()
+    expect(thumbs(page, "planes")).to_have_count(48)
+    planes.get_by_test_id("select-photos").click()
+    for i in (0, 1, 2):
+        thumbs(page, "planes").nth(i).click()
+    planes.get_by_test_id("delete-selected").click()
+    expect(planes.get_by_test_id("class-count")).to_have_text("97 images")
+    expect(thumbs(page, "planes")).to_have_count(93)  # 45 left of the page, and the next page of 48
+    expect(more).to_have_text("Show more (93 of 97 shown)")
+    page.get_by_test_id("undo-button").click()
+    expect(planes.get_by_test_id("class-count")).to_have_text("100 images")
+    expect(thumbs(page, "planes")).to_have_count(96)
+    assert [int(x) for x in thumbs(page, "planes").evaluate_all("els => els.map(e => e.dataset.sampleId)")] \
+        == newest_first[:96]
+    # An upload goes on top and counts; the last page then holds the rest, each photo once.
+    planes.get_by_test_id("file-input").set_input_files([str(p) for p in cifar("airplane", 1, "test")])
+    expect(planes.get_by_test_id("class-count")).to_have_text("101 images")
+    expect(thumbs(page, "planes")).to_have_count(97)
+    more.click()
+    expect(thumbs(page, "planes")).to_have_count(101)
+    shown = [int(x) for x in thumbs(page, "planes").evaluate_all("els => els.map(e => e.dataset.sampleId)")]
+    assert shown == [s["id"] for s in samples(api, ids["planes"])][::-1]
+
+
+def test_a_big_class_on_a_phone(phone_page: Page, api: httpx.Client):
+    pid, ids = make_project(api, "A big class, phone", ("planes", "cats"))
+    add_photos(api, ids["planes"], cifar("airplane", 60))
+    phone_page.goto(f"/projects/{pid}")
+    more = card(phone_page, "planes").get_by_test_id("show-more")
+    expect(thumbs(phone_page, "planes")).to_have_count(48)
+    more.scroll_into_view_if_needed()
+    box = more.bounding_box()
+    assert box["height"] >= 32 and box["x"] >= 0 and box["x"] + box["width"] <= 390
+    shot(phone_page, "big-class-phone")
+    more.tap()
+    expect(thumbs(phone_page, "planes")).to_have_count(60)
+    expect(more).to_be_hidden()
