@@ -163,10 +163,10 @@ def test_what_the_pages_load_is_the_same_size_at_50_and_1200_photos(world):
             "versions": len(client.get(f"/api/projects/{pid}/models").content),
             "model": len(client.get(f"/api/models/{model_id}").content),
         }
-        # The mistakes list the models page opens with: a page, at most 60 tiles, whatever their number.
+        # The mistakes list the models page opens with: a page, at most 48 tiles, whatever their number.
         mistakes = client.get(f"/api/models/{model_id}/predictions", params={"wrong": True, "group": "burst",
-                                                                             "limit": 60})
-        assert len(mistakes.json()["rows"]) == min(60, mistakes.json()["total"]) and len(mistakes.content) < 60 * 200
+                                                                             "limit": 48})
+        assert len(mistakes.json()["rows"]) == min(48, mistakes.json()["total"]) and len(mistakes.content) < 48 * 200
         # What a card loads on open: one page, however big the class.
         for c in project["classes"]:
             page = client.get(f"/api/classes/{c['id']}/samples", params={"limit": 48}).json()

@@ -677,8 +677,9 @@ function cellNode(tag, text, className) {
 
 // ---------- validation photos, a page at a time (GET /api/models/{id}/predictions) ----------
 
-// A cell or the mistakes of a big project are thousands of photos: a page of them, and "Show more".
-const PHOTO_PAGE = 60;
+// A cell or the mistakes of a big project are thousands of photos: a page of them, and "Show more". The cell's
+// column beside the matrix is narrow, so its page is smaller (rows of 2, 3, 4 or 6 come out even either way).
+const PHOTO_PAGE = { cell: 24, mistakes: 48 };
 const galleries = { cell: null, mistakes: null }; // what each gallery shows now; a newer one makes older answers moot
 
 function openGallery(kind, model, params) {
@@ -692,7 +693,7 @@ function openGallery(kind, model, params) {
 function morePhotos(kind) {
   const g = galleries[kind];
   g.loading ||= (async () => {
-    const query = new URLSearchParams({ ...g.params, limit: String(PHOTO_PAGE), offset: String(g.offset) });
+    const query = new URLSearchParams({ ...g.params, limit: String(PHOTO_PAGE[kind]), offset: String(g.offset) });
     const page = await api.get(`/api/models/${g.model.id}/predictions?${query}`);
     if (galleries[kind] !== g) return null;
     Object.assign(g, { offset: g.offset + page.rows.length, total: page.total, photos: page.photos });

@@ -13,6 +13,8 @@ import pytest
 pytest.importorskip("playwright.sync_api", reason="playwright (Python) is not installed")
 from playwright.sync_api import Page, expect  # noqa: E402
 
+from tests.browser.conftest import DATASETS  # noqa: E402
+
 PER_CLASS = 12
 TRAIN_TIMEOUT_S = 180
 
@@ -218,3 +220,95 @@ def test_empty_state(page: Page, api: httpx.Client):
     expect(page.get_by_test_id("evaluation")).to_be_hidden()
     page.get_by_test_id("empty-back").click()
     page.wait_for_url(re.compile(rf"/projects/{pid}$"))
+
+
+@pytest.fixture(scope="module")
+def big_model(api: httpx.Client) -> dict:
+    """A project of 1,200 CIFAR photos with a model evaluated on all of them, opened from a project file
+    (tests/test_scale_pages.py makes it from a small trained project's own file)."""
+    from tests.test_scale_pages import BIG, big_project_file
+
+    pid = created(api.post("/api/projects", json={"name": "Thousands"}))
+    for label in BIG:
+        cid = created(api.post(f"/api/projects/{pid}/classes", json={"name": label}))
+        folder = DATASETS / "cifar10-mini" / "train" / label
+        if not folder.is_dir():
+            pytest.skip(f"the CIFAR photos are missing: {folder}")
+        paths = sorted(folder.glob("*.jpg"))[:PER_CLASS]
+        assert api.post(f"/api/classes/{cid}/samples", files=[("files", (p.name, p.read_bytes())) for p in paths]
+                        ).status_code == 201
+    train(api, pid)
+    data, _ = big_project_file(api.get(f"/api/projects/{pid}/export").content)
+    r = api.post("/api/projects/import", files={"file": ("big.snapclass.zip", data, "application/zip")})
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+def predictions(api: httpx.Client, model_id: int, **query) -> list[int]:
+    body = api.get(f"/api/models/{model_id}/predictions", params={**query, "limit": 500}).json()
+    rows = body["rows"]
+    while len(rows) < body["total"]:
+        rows += api.get(f"/api/models/{model_id}/predictions",
+                        params={**query, "limit": 500, "offset": len(rows)}).json()["rows"]
+    return [r["sample_id"] for r in rows]
+
+
+def shown_ids(gallery) -> list[int]:
+    thumbs = gallery.get_by_test_id("eval-thumb")
+    return [int(x) for x in thumbs.evaluate_all("els => els.map(e => e.dataset.sampleId)")]
+
+
+def test_a_big_models_photos_come_a_page_at_a_time(page: Page, api: httpx.Client, big_model: dict):
+    """1,200 validation photos: the mistakes open with 48, a cell's photos with 24 (its column is narrow), and
+    "Show more" adds the next page, in the server's order (worst first); the page never asks for every row."""
+    model_id = big_model["model"]["id"]
+    asked: list[str] = []
+    page.on("request", lambda r: "/api/models/" in r.url and asked.append(r.url.split("/api/")[1]))
+    open_models(page, big_model["id"])
+    wrong = predictions(api, model_id, wrong=True, group="burst")
+    assert 96 < len(wrong) <= 144
+    mistakes = page.get_by_test_id("mistakes")
+    more = page.get_by_test_id("mistakes-more")
+    expect(mistakes.get_by_test_id("eval-thumb")).to_have_count(48)
+    expect(page.get_by_test_id("mistakes-count")).to_contain_text("of 1200 photos; similar frames of one recording")
+    expect(more).to_have_text(f"Show more (48 of {len(wrong)} shown)")
+    assert shown_ids(mistakes) == wrong[:48]
+    more.click()
+    expect(mistakes.get_by_test_id("eval-thumb")).to_have_count(96)
+    expect(more).to_have_text(f"Show more (96 of {len(wrong)} shown)")
+    more.focus()
+    page.keyboard.press("Enter")
+    expect(mistakes.get_by_test_id("eval-thumb")).to_have_count(len(wrong))
+    expect(more).to_be_hidden()
+    # Once all are shown the button goes, and focus goes to the first photo its last press brought.
+    expect(mistakes.get_by_test_id("eval-thumb").nth(96).get_by_role("button")).to_be_focused()
+    assert shown_ids(mistakes) == wrong
+    expect(mistakes.locator("[data-similar='6']")).to_have_count(1)  # the webcam recording, once
+
+    # The biggest cell: planes answered planes, least sure first, a page at a time.
+    cell = page.locator("button[data-testid=cm-cell][data-true='0'][data-predicted='0']")
+    count = int(cell.get_attribute("data-count"))
+    assert count > 48
+    cell.click()
+    images = page.get_by_test_id("cell-images")
+    expect(images.get_by_test_id("eval-thumb")).to_have_count(24)
+    expect(page.get_by_test_id("cell-panel")).to_contain_text(f"{count} validation photos, least sure first")
+    cell_more = page.get_by_test_id("cell-more")
+    cell_more.click()
+    expect(images.get_by_test_id("eval-thumb")).to_have_count(48)
+    expect(cell_more).to_have_text(f"Show more (48 of {count} shown)")
+    assert shown_ids(images) == predictions(api, model_id, true=0, predicted=0)[:48]
+    # A photo of the second page opens larger.
+    images.get_by_test_id("eval-thumb").nth(30).get_by_role("button").click()
+    dialog = page.get_by_test_id("image-dialog")
+    expect(dialog).to_be_visible()
+    page.wait_for_function("""() => { const img = document.querySelector('#image-dialog img');
+        return img.complete && img.naturalWidth > 0; }""")
+    page.get_by_test_id("image-dialog-close").click()
+    # Another cell replaces the photos, and its pages start again.
+    other = page.locator("button[data-testid=cm-cell][data-true='1'][data-predicted='0']")
+    other.click()
+    expect(images.get_by_test_id("eval-thumb")).to_have_count(min(24, int(other.get_attribute("data-count"))))
+    assert shown_ids(images) == predictions(api, model_id, true=1, predicted=0)[:24]
+    assert not any("full=" in u for u in asked)
+    assert {re.search(r"limit=(\d+)", u)[1] for u in asked if "/predictions" in u} == {"24", "48"}
