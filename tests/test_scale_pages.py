@@ -19,6 +19,7 @@ import sqlite3
 import zipfile
 
 import pytest
+from sqlalchemy import event
 
 from tests.conftest import dataset, make_client, make_project, photos, train, upload
 
@@ -290,3 +291,39 @@ def test_a_model_whose_metrics_sqlite_cannot_read_still_answers(world):
     mine = client.get(f"/api/models/{world['job']['model_id']}/predictions", params={"limit": 500}).json()
     assert page["total"] == mine["total"] == 50
     assert [r["score"] for r in page["rows"]] == [r["score"] for r in mine["rows"]]
+
+
+def test_page_loads_run_the_same_queries_at_50_and_1200_photos(world):
+    """No query per photo (or per class beyond the few a project has), and none that reads a model's weights or
+    its per-photo rows whole: the SQL each page load sends, counted on the app's own engine."""
+    client = world["client"]
+    engine = client.app.state.services.session_factory.kw["bind"]
+    sent: list[str] = []
+
+    def record(_conn, _cursor, statement, *_):
+        sent.append(statement)
+
+    def loads(pid: int) -> dict[str, list[str]]:
+        project = client.get(f"/api/projects/{pid}").json()
+        model, cid = project["model"]["id"], project["classes"][0]["id"]
+        out = {}
+        for name, path in (("home", "/"), ("project page", f"/projects/{pid}"),
+                           ("models page", f"/projects/{pid}/models"), ("live page", f"/projects/{pid}/live"),
+                           ("project", f"/api/projects/{pid}"), ("versions", f"/api/projects/{pid}/models"),
+                           ("projects", "/api/projects"), ("a card's page", f"/api/classes/{cid}/samples?limit=48"),
+                           ("mistakes", f"/api/models/{model}/predictions?wrong=true&group=burst&limit=48")):
+            sent.clear()
+            assert client.get(path).status_code == 200, path
+            out[name] = list(sent)
+        return out
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        small, big = loads(world["small"]), loads(world["big"]["id"])
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert {k: len(v) for k, v in big.items()} == {k: len(v) for k, v in small.items()}
+    for path, statements in big.items():
+        for statement in statements:
+            assert "trained_models.weights" not in statement, (path, statement)
+            assert "trained_models.metrics" not in statement or "json_" in statement, (path, statement)

@@ -37,8 +37,7 @@ def get_model(model_id: Id, session: SessionDep, services: ServicesDep, actor: A
     learning curves; and `exports`, every download format with where its build stands and, once built, its
     parity against the served model. A GET builds nothing (all formats take a minute): POST …/exports or a
     download does. The photos behind the matrix and the mistakes: GET …/predictions, a page at a time."""
-    crud.model_summary(session=session, model_id=model_id)  # so access.model finds it without its metrics
-    model = access.model(session, actor, model_id)
+    model = _light_model(session, actor, model_id)
     metrics = crud.model_metrics(session=session, model_ids=[model.id], per_photo=full)[model.id]
     out = model_out(model, model.project.current_model_id, metrics)
     out.exports = [ExportOut(**e) for e in services.exports.status(model, model.project.name)]
@@ -105,8 +104,7 @@ def list_predictions(
     """The validation photos behind the evaluation, worst first (highest loss), a page at a time: a
     confusion-matrix cell (`true` and `predicted`), a class's photos (`true`), or the mistakes (`wrong=true`).
     With cross-validation every photo has a row, so a big project has as many rows as photos."""
-    crud.model_summary(session=session, model_id=model_id)
-    model = access.model(session, actor, model_id)
+    model = _light_model(session, actor, model_id)
     for name, index in (("true", true), ("predicted", predicted)):
         if index is not None and index >= len(model.labels):
             raise HTTPException(422, f"{name}={index}: this model has {len(model.labels)} classes (0 to "
@@ -119,6 +117,15 @@ def list_predictions(
     tiles = _by_burst(rows) if group == "burst" else [(r, 1) for r in rows]
     page = [PredictionRow(**{k: r.get(k) for k in FIELDS}, similar=n) for r, n in tiles[offset:offset + limit]]
     return PredictionsOut(total=len(tiles), photos=photos, rows=page)
+
+
+def _light_model(session, actor, model_id: int):
+    """access.model, with the row loaded without its weights and metrics (read on access, if at all): held
+    here, as the session's identity map holds rows only while someone does, so access.model finds it."""
+    light = crud.model_summary(session=session, model_id=model_id)
+    if light is None:
+        raise crud.NotFound(f"model {model_id} not found")
+    return access.model(session, actor, model_id)
 
 
 FIELDS = ("sample_id", "true", "predicted", "loss", "score", "burst_id")
