@@ -465,8 +465,7 @@ class ClassCard {
           });
           added += result.added.length;
           rejected.push(...result.rejected);
-          this.samples = [...result.added.reverse(), ...(this.samples || [])];
-          this.count += result.added.length;
+          this.prepend(result.added);
           this.renderGallery();
         } catch (err) {
           if (err instanceof ApiError && err.body && Array.isArray(err.body.rejected)) {
@@ -493,11 +492,19 @@ class ClassCard {
     }
   }
 
-  // Samples stored elsewhere (the webcam recorder), newest last as the server returns them.
+  // Photos just stored, newest last as the server returns them, on top of the gallery. One a reload (the change
+  // feed's) brought already is neither shown nor counted twice.
+  prepend(added) {
+    const have = new Set((this.samples || []).map((s) => s.id));
+    const fresh = added.filter((s) => !have.has(s.id)).reverse();
+    this.samples = [...fresh, ...(this.samples || [])];
+    this.count += fresh.length;
+  }
+
+  // Samples stored elsewhere (the webcam recorder).
   addSamples(added) {
     if (!added.length) return;
-    this.samples = [...added.slice().reverse(), ...(this.samples || [])];
-    this.count += added.length;
+    this.prepend(added);
     this.renderGallery();
     events.emit("samples-changed");
   }
