@@ -291,6 +291,23 @@ def recover_jobs(*, session: Session) -> list[int]:
     return list(session.scalars(select(Job.id).where(Job.status == "queued").order_by(Job.id)))
 
 
+# A model's follow-up (its learning curves) runs in the worker right after its job, one at a time, so a
+# stopped server can have left at most the newest few models waiting: no need to read every model's metrics.
+RECENT_MODELS = 10
+
+
+def recover_follow_ups(*, session: Session) -> None:
+    """At start-up: learning curves left "pending" by a dead process say so, instead of pending for ever."""
+    interrupted = {"status": "interrupted", "reason": "the server stopped while they were worked out; train again "
+                   "to get them"}
+    for model in session.scalars(select(TrainedModel).order_by(TrainedModel.id.desc()).limit(RECENT_MODELS)):
+        if (model.metrics or {}).get("learning_curves", {}).get("status") == "pending":
+            model.metrics = {**model.metrics, "learning_curves": interrupted}
+            job = session.scalar(select(Job).where(Job.model_id == model.id))
+            if job is not None and job.metrics:
+                job.metrics = {**job.metrics, "learning_curves": interrupted}
+
+
 # --- models ---
 
 

@@ -31,6 +31,10 @@ class JobOutcome:
     model_id: int | None = None
     metrics: dict = field(default_factory=dict)
     message: str = "done"
+    # Work that does not change the result (a model's learning curves): run after the job is marked done,
+    # so "ready" does not wait for it. It gets a should-stop function that turns true when another job is
+    # waiting (that job goes first; the follow-up records that it gave way) or the server stops.
+    follow_up: Callable[[Callable[[], bool]], None] | None = None
 
 
 class JobContext:
@@ -64,9 +68,11 @@ Handler = Callable[[JobContext], JobOutcome]
 
 
 class Worker:
-    def __init__(self, session_factory: sessionmaker[Session], handlers: dict[str, Handler]):
+    def __init__(self, session_factory: sessionmaker[Session], handlers: dict[str, Handler],
+                 warm_up: Callable[[], None] | None = None):
         self.session_factory = session_factory
         self.handlers = handlers
+        self.warm_up = warm_up  # run in the worker's thread before the first job
         self.queue: queue.Queue = queue.Queue()
         self.cancelled: set[int] = set()
         self.stopping = threading.Event()
@@ -101,6 +107,11 @@ class Worker:
         return True
 
     def _loop(self) -> None:
+        if self.warm_up:
+            try:
+                self.warm_up()
+            except Exception:
+                log.exception("worker: warm-up failed (jobs still run, the first one slower)")
         while True:
             item = self.queue.get()
             if item is _STOP:
@@ -136,6 +147,11 @@ class Worker:
             self.current_job = None
             self.cancelled.discard(job_id)
         self._finish(job_id, status, outcome, message, ctx.notes)
+        if status == "succeeded" and outcome.follow_up:
+            try:
+                outcome.follow_up(lambda: self.stopping.is_set() or not self.queue.empty())
+            except Exception:
+                log.exception("worker: the follow-up of job %s failed", job_id)
 
     def _finish(self, job_id: int, status: str, outcome: JobOutcome, message: str, notes: dict) -> None:
         try:

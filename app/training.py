@@ -27,10 +27,13 @@ from app.ml.finetune_cached import VIEWS as CACHED_VIEWS
 from app.ml.finetune_cached import finetune_cached
 from app.ml.runtime import FeatureNet, TorchEmbedder
 from app.ml.split import kfold_by_group, split_by_group
-from app.ml.train import HeadConfig, epoch_key, head_probabilities, train_head
+from app.ml.train import HeadConfig, TrainingCancelled, epoch_key, head_probabilities, train_head, warm_up
 from app.models import Embedding, Job, TrainedModel
 from app.services import Services
 
+# snapclass's heads take at most about this many steps: 40 epochs up to ~1,000 photos (the sets of
+# bench/accuracy.py), fewer epochs on thousands (train.epochs_for).
+HEAD_MAX_STEPS = 320
 # Wall-clock budget `auto` plans within.
 AUTO_BUDGET_S = 240.0
 # Fine-tuning epochs: a GPU runs the whole network each epoch; the CPU's cached activations make
@@ -69,7 +72,10 @@ def head_config(params: dict, recipe: str) -> HeadConfig:
     a second, where batches of 16 take several), dropout and label smoothing. Measured on hymenoptera
     and cifar10-mini it matches or beats the Teachable-Machine recipe (bench/accuracy.py)."""
     cfg = HeadConfig() if recipe == "teachable-machine" else HeadConfig(
-        hidden=64, dropout=0.3, label_smoothing=0.1, epochs=40, batch_size=128, learning_rate=3e-3)
+        hidden=64, dropout=0.3, label_smoothing=0.1, epochs=40, batch_size=128, learning_rate=3e-3,
+        max_steps=HEAD_MAX_STEPS)
+    if params.get("epochs") is not None:
+        cfg.max_steps = 0  # epochs asked for are epochs run
     return _override(cfg, params, ("epochs", "batch_size", "learning_rate", "hidden", "dropout", "weight_decay",
                                    "label_smoothing", "class_weights", "seed"))
 
@@ -84,6 +90,9 @@ def finetune_config(params: dict, online: bool) -> FinetuneConfig:
     if params.get("finetune_learning_rate") is not None:
         cfg.learning_rate = float(params["finetune_learning_rate"])
     return cfg
+
+
+__all__ = ["make_train_handler", "warm_up"]  # warm_up: the worker's, before its first job (ml.train)
 
 
 def make_train_handler(services: Services):
@@ -214,10 +223,9 @@ def run_training(services: Services, ctx: JobContext) -> JobOutcome:
     protos = ood.prototypes(X[fitted.train_idx], data.y[fitted.train_idx], len(labels), head_cfg.seed)
     threshold = ood.calibrate(np.concatenate([
         ood.held_out_scores(X, data.y, fitted.splits, len(labels), head_cfg.seed), ood.leave_one_out(protos)]))
-    if choice.mode == "head" and fitted.splits:
-        full = {"accuracy": metrics["val_accuracy"], "per_class": metrics["per_class"]}
-        metrics["learning_curves"] = learning_curves(X, data.y, fitted.splits, labels,
-                                                     head_config(params, "snapclass"), full, head_cfg.seed)
+    curves = choice.mode == "head" and bool(fitted.splits)
+    if curves:  # worked out once the model is ready (follow_up below); the page shows them arriving
+        metrics["learning_curves"] = {"status": CURVES_PENDING}
     ctx.notes["outcome"] = outcome_words(ctx.notes, choice.mode)
     metrics.update(ctx.notes, history=fitted.history, best_epoch=fitted.best_epoch,
                    head_seconds=round(fitted.head_seconds, 3), augment_views=choice.views,
@@ -254,7 +262,34 @@ def run_training(services: Services, ctx: JobContext) -> JobOutcome:
         else "; too few photos to set some aside and check it")
     if weakest and len(data.labels) > 1 and acc is not None:
         summary += f"; weakest class {weakest['label']}, {weakest['accuracy']:.0%}"
-    return JobOutcome(model_id=model_id, metrics=metrics, message=summary)
+    follow_up = None
+    if curves:
+        full = {"accuracy": metrics["val_accuracy"], "per_class": metrics["per_class"]}
+
+        def follow_up(should_stop):
+            add_learning_curves(services, ctx.job_id, model_id, X, data, fitted.splits,
+                                head_config(params, "snapclass"), full, head_cfg.seed, should_stop)
+
+    return JobOutcome(model_id=model_id, metrics=metrics, message=summary, follow_up=follow_up)
+
+
+CURVES_PENDING = "pending"
+
+
+def add_learning_curves(services: Services, job_id: int, model_id: int, X: np.ndarray, data: Dataset,
+                        splits: list, cfg: HeadConfig, full: dict, seed: int, should_stop) -> None:
+    """The model's learning curves, after it is ready: written into its metrics (and its job's, which the
+    training panel reads), which the change feed announces to open pages. Another job waiting goes first:
+    the curves then say they gave way, rather than holding that training up."""
+    try:
+        result = learning_curves(X, data.y, splits, data.labels, cfg, full, seed, should_stop=should_stop)
+    except TrainingCancelled:
+        result = {"status": "skipped",
+                  "reason": "another training started before they were worked out; they come with the next model"}
+    with session_scope(services.session_factory) as s:
+        for row in (s.get(TrainedModel, model_id), s.get(Job, job_id)):
+            if row is not None and row.metrics is not None:
+                row.metrics = {**row.metrics, "learning_curves": result}
 
 
 # A class with under a third of the photos of the biggest is "far fewer" (24 against 194 is an eighth);

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+import time
 
 import numpy as np
 import onnxruntime as ort
@@ -10,7 +12,7 @@ import pytest
 from PIL import Image
 
 from bench.common import documented_input
-from tests.conftest import jpeg_bytes, make_client, make_project, photos, train, upload
+from tests.conftest import jpeg_bytes, make_client, make_project, photos, train, upload, wait_job
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +23,6 @@ def ants_bees(tmp_path_factory, cache_dir):
         upload(client, ants, photos("hymenoptera", "train", "ants", limit=30))
         upload(client, bees, photos("hymenoptera", "train", "bees", limit=30))
         job = client.post(f"/api/projects/{pid}/train", json={"mode": "head"}).json()
-        from tests.conftest import wait_job
-
         job = wait_job(client, job["job_id"])
         assert job["status"] == "succeeded", job
         yield client, pid, job
@@ -56,7 +56,7 @@ def test_evaluation_a_person_can_read(ants_bees):
     history = m["history"]
     assert len(history) >= 10 and {"train_loss", "val_loss", "train_accuracy", "val_accuracy"} <= history[0].keys()
     assert 1 <= m["best_epoch"] <= len(history)
-    curves = m["learning_curves"]
+    curves = wait_curves(client, job["model_id"])
     assert [p["fraction"] for p in curves["points"]] == [0.25, 0.5, 0.75, 1.0]
     assert {a["label"] for a in curves["advice"]} == {"ants", "bees"}
     assert all(a["text"].startswith(a["label"] + ":") for a in curves["advice"])
@@ -64,6 +64,59 @@ def test_evaluation_a_person_can_read(ants_bees):
     listed = client.get(f"/api/projects/{pid}/models").json()[0]
     assert "val_predictions" not in listed["metrics"] and "confusion" in listed["metrics"]
     assert "val_predictions" in client.get(f"/api/projects/{pid}/models?full=true").json()[0]["metrics"]
+
+
+def wait_curves(client, model_id: int, timeout: float = 60) -> dict:
+    """The model's learning curves, once the worker has worked them out after the model was ready."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        curves = client.get(f"/api/models/{model_id}").json()["metrics"]["learning_curves"]
+        if curves.get("status") != "pending":
+            return curves
+        time.sleep(0.1)
+    raise AssertionError(f"the learning curves of model {model_id} still pending after {timeout} s")
+
+
+def test_the_model_is_ready_before_its_learning_curves(tmp_path, cache_dir):
+    """The job succeeds, and the model answers, as soon as it is trained; the curves (15 more heads) come
+    after, into the model's and the job's metrics. A training waiting in the queue goes first: the curves of
+    the model before it then say they gave way."""
+    with make_client(tmp_path / "data", cache_dir) as client:
+        pids = []
+        for name in ("first", "second"):
+            pid, (a, b) = make_project(client, name, ("ants", "bees"))
+            upload(client, a, photos("hymenoptera", "train", "ants", limit=40))
+            upload(client, b, photos("hymenoptera", "train", "bees", limit=40))
+            pids.append(pid)
+        first = client.post(f"/api/projects/{pids[0]}/train", json={"mode": "head"}).json()["job_id"]
+        second = client.post(f"/api/projects/{pids[1]}/train", json={"mode": "head"}).json()["job_id"]
+        job = wait_job(client, first)
+        assert job["status"] == "succeeded"
+        assert wait_curves(client, job["model_id"])["status"] == "skipped"
+        assert "another training started" in client.get(f"/api/jobs/{first}").json()["metrics"]["learning_curves"][
+            "reason"]
+
+        job = wait_job(client, second)
+        # Nothing waits behind the second: right when it is ready, its curves are still being worked out.
+        ready = client.get(f"/api/models/{job['model_id']}").json()["metrics"]
+        assert job["status"] == "succeeded" and ready["learning_curves"] == {"status": "pending"}
+        bee = photos("hymenoptera", "val", "bees", limit=1)[0]
+        assert client.post(f"/api/projects/{pids[1]}/predict",
+                           files={"file": (bee.name, bee.read_bytes())}).status_code == 200
+        curves = wait_curves(client, job["model_id"])
+        assert [p["fraction"] for p in curves["points"]] == [0.25, 0.5, 0.75, 1.0]
+        assert client.get(f"/api/jobs/{second}").json()["metrics"]["learning_curves"] == curves
+
+    # A server stopped while curves were pending: on the next start they say so, not "pending" for ever.
+    db = sqlite3.connect(tmp_path / "data" / "snapclass.db")
+    row = db.execute("SELECT id, metrics FROM trained_models ORDER BY id DESC LIMIT 1").fetchone()
+    db.execute("UPDATE trained_models SET metrics = ? WHERE id = ?",
+               (json.dumps({**json.loads(row[1]), "learning_curves": {"status": "pending"}}), row[0]))
+    db.commit()
+    db.close()
+    with make_client(tmp_path / "data", cache_dir) as client:
+        curves = client.get(f"/api/models/{row[0]}").json()["metrics"]["learning_curves"]
+        assert curves["status"] == "interrupted" and "server stopped" in curves["reason"]
 
 
 def test_cross_validation_judges_each_photo_by_a_head_that_never_saw_it(client):

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from app.ml.evaluate import classification_report
-from app.ml.train import HeadConfig, head_probabilities, train_head
+from app.ml.train import HeadConfig, StopFn, head_probabilities, train_heads
 
 FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 
 
 def learning_curves(X: np.ndarray, y: np.ndarray, splits: list[tuple[np.ndarray, np.ndarray]], labels: list[str],
-                    cfg: HeadConfig, full: dict, seed: int = 0) -> dict:
+                    cfg: HeadConfig, full: dict, seed: int = 0, should_stop: StopFn | None = None) -> dict:
     """Held-out accuracy per class when each class keeps only a fraction of its training images.
 
     `splits` are the (train, held-out) rows the model itself was judged on: one validation split,
@@ -21,19 +21,21 @@ def learning_curves(X: np.ndarray, y: np.ndarray, splits: list[tuple[np.ndarray,
     rng = np.random.default_rng(seed)
     orders = [{k: rng.permutation(tr[y[tr] == k]) for k in range(len(labels))} for tr, _ in splits]
     held = np.concatenate([h for _, h in splits])
+    fractions = [f for f in FRACTIONS if f < 1.0]
+    subsets = {frac: [np.concatenate([idx[:max(1, round(frac * len(idx)))] for idx in order.values() if len(idx)])
+                      for order in orders] for frac in FRACTIONS}
+    # Every fraction's head of every split trained together, as one batched computation.
+    jobs = [(frac, subset, val_idx) for frac in fractions
+            for subset, (_, val_idx) in zip(subsets[frac], splits, strict=True)]
+    results = train_heads(X, y, [(subset, val_idx) for _, subset, val_idx in jobs], len(labels), cfg,
+                          should_stop=should_stop)
+    probs = {frac: np.zeros((len(y), len(labels)), dtype=np.float32) for frac in fractions}
+    for (frac, _, val_idx), result in zip(jobs, results, strict=True):
+        probs[frac][val_idx] = head_probabilities(result.head, X[val_idx])
     points = []
     for frac in FRACTIONS:
-        subsets = [np.concatenate([idx[:max(1, round(frac * len(idx)))] for idx in order.values() if len(idx)])
-                   for order in orders]
-        if frac == 1.0:
-            report = full
-        else:
-            probs = np.zeros((len(y), len(labels)), dtype=np.float32)
-            for subset, (_, val_idx) in zip(subsets, splits, strict=True):
-                result = train_head(X, y, subset, val_idx, len(labels), cfg)
-                probs[val_idx] = head_probabilities(result.head, X[val_idx])
-            report = classification_report(y[held], probs[held], labels)
-        points.append({"fraction": frac, "train_count": int(round(np.mean([len(s) for s in subsets]))),
+        report = full if frac == 1.0 else classification_report(y[held], probs[frac][held], labels)
+        points.append({"fraction": frac, "train_count": int(round(np.mean([len(s) for s in subsets[frac]]))),
                        "accuracy": report["accuracy"],
                        "per_class": {c["label"]: c["accuracy"] for c in report["per_class"]}})
     return {"points": points, "advice": advice(points, labels)}

@@ -916,6 +916,17 @@ function renderCurves(model, metrics, labels) {
   const note = $("curves-missing");
   note.hidden = has;
   if (!has) {
+    // Worked out after the model is ready; the change feed re-renders this view when they arrive.
+    note.classList.toggle("working", curves?.status === "pending");
+    if (curves?.status === "pending") {
+      note.textContent = "Working out how more photos would help each class… this takes a few seconds; "
+        + "the model is ready to use meanwhile.";
+      return;
+    }
+    if (curves?.status === "skipped" || curves?.status === "interrupted") {
+      note.textContent = `Learning curves were not worked out for this version: ${curves.reason}.`;
+      return;
+    }
     note.textContent = model.mode === "head" && !metrics.n_val
       ? "Learning curves need validation photos: add more photos to each class and train again."
       : "Learning curves are made for quick models only: they retrain the model on a quarter, half and three "
