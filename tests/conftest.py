@@ -64,11 +64,14 @@ def make_project(client: TestClient, name: str = "test", classes=("a", "b")) -> 
     return pid, cids
 
 
-def wait_job(client: TestClient, job_id: int, timeout: float = 300) -> dict:
+def wait_job(client: TestClient, job_id: int, timeout: float = 300, follow_ups: bool = True) -> dict:
+    """The job once finished; with `follow_ups`, also once its learning curves (worked out after the model
+    is ready) are in, so that tests comparing answers before and after something do not see them arrive."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job = client.get(f"/api/jobs/{job_id}").json()
-        if job["status"] in ("succeeded", "failed", "cancelled"):
+        pending = (job.get("metrics") or {}).get("learning_curves", {}).get("status") == "pending"
+        if job["status"] in ("succeeded", "failed", "cancelled") and not (follow_ups and pending):
             return job
         time.sleep(0.1)
     raise AssertionError(f"job {job_id} did not finish in {timeout} s: {job}")

@@ -90,13 +90,13 @@ def test_the_model_is_ready_before_its_learning_curves(tmp_path, cache_dir):
             pids.append(pid)
         first = client.post(f"/api/projects/{pids[0]}/train", json={"mode": "head"}).json()["job_id"]
         second = client.post(f"/api/projects/{pids[1]}/train", json={"mode": "head"}).json()["job_id"]
-        job = wait_job(client, first)
+        job = wait_job(client, first, follow_ups=False)
         assert job["status"] == "succeeded"
         assert wait_curves(client, job["model_id"])["status"] == "skipped"
         assert "another training started" in client.get(f"/api/jobs/{first}").json()["metrics"]["learning_curves"][
             "reason"]
 
-        job = wait_job(client, second)
+        job = wait_job(client, second, follow_ups=False)
         # Nothing waits behind the second: right when it is ready, its curves are still being worked out.
         ready = client.get(f"/api/models/{job['model_id']}").json()["metrics"]
         assert job["status"] == "succeeded" and ready["learning_curves"] == {"status": "pending"}
