@@ -60,7 +60,7 @@ def make_trained_project(client: TestClient, name: str = "alice's") -> dict:
     upload(client, cids[0], CAT)
     upload(client, cids[1], SHIP)
     r = client.post(f"/api/projects/{pid}/train", json={"mode": "head", "folds": 1, "epochs": 10})
-    job = wait_job(client, r.json()["job_id"])
+    job = wait_job(client, r.json()["job_id"], follow_ups=True)
     assert job["status"] == "succeeded", job
     sid = client.get(f"/api/classes/{cids[0]}/samples").json()[0]["id"]
     return {"project_id": pid, "class_id": cids[0], "sample_id": sid, "job_id": job["id"],
