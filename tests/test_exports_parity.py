@@ -11,6 +11,9 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from app.db import session_scope
+from app.exports import export_path, report_path
+from app.models import TrainedModel
 from bench.common import documented_input
 from tests.conftest import make_client, make_project, photos, train, upload
 
@@ -125,8 +128,9 @@ def test_model_lists_each_built_format_with_the_parity_the_test_measures(built):
 def test_a_format_that_disagrees_is_not_offered_and_says_why(built):
     """The cached report decides: one that recorded a disagreement turns the download into a 409 in words."""
     client, pid, model_id = built["client"], built["pid"], built["model_id"]
-    cache = client.app.state.services.settings.cache_dir
-    sidecar = next((cache / "exports").glob(f"model-{model_id}-*.int8.onnx.parity.json"))
+    services = client.app.state.services
+    with session_scope(services.session_factory) as s:  # not a glob: other tests' models are also number 1
+        sidecar = report_path(export_path(services.settings.cache_dir, s.get(TrainedModel, model_id), "onnx-int8"))
     kept = sidecar.read_text()
     report = json.loads(kept)
     try:
