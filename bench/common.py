@@ -35,6 +35,47 @@ def documented_input(path: Path, size: int) -> np.ndarray:
     return (np.asarray(img, dtype=np.float32) / 255).transpose(2, 0, 1)[None]
 
 
+def bare_pipeline(paths: list[Path], size: int = 288, batch: int = 32) -> float:
+    """img/s of the plain pipeline snapclass is measured against, on `paths`: Pillow's draft decode, shorter
+    side to `size` and centre crop, ONNX Runtime with its default session options on the bare Lite0 backbone,
+    batch 32, in one plain loop (no snapclass code between the file and the network)."""
+    import onnxruntime as ort
+
+    from app.ml.backbones import get_spec
+    from app.ml.runtime import FeatureNet, export_onnx
+
+    spec = get_spec("efficientnet_lite0")
+
+    def load(path: Path) -> np.ndarray:
+        img = Image.open(path)
+        img.draft("RGB", (size, size))  # JPEG: decode at 1/2, 1/4 or 1/8 scale when that is still >= size
+        img = img.convert("RGB")
+        w, h = img.size
+        s = size / min(w, h)
+        img = img.resize((max(size, round(w * s)), max(size, round(h * s))), Image.BILINEAR)
+        left, top = (img.width - size) // 2, (img.height - size) // 2
+        img = img.crop((left, top, left + size, top + size))
+        return (np.asarray(img, dtype=np.float32) / 255).transpose(2, 0, 1)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        onnx_path = Path(tmp) / "bare.onnx"
+        export_onnx(FeatureNet(spec.load(), spec.preprocessing, uint8_input=False), onnx_path, size, ["features"])
+        session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        session.run(None, {name: np.stack([load(p) for p in paths[:batch]])})  # first run allocates
+        start, done = time.perf_counter(), 0
+        for i in range(0, len(paths) - batch + 1, batch):
+            session.run(None, {name: np.stack([load(p) for p in paths[i:i + batch]])})
+            done += batch
+        return done / (time.perf_counter() - start)
+
+
+def rss_mb(pid: int) -> tuple[float, float]:
+    """(current, peak) resident memory of a process, from /proc."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
+
+
 def photos(*parts: str) -> list[Path]:
     return sorted(p for p in DATASETS.joinpath(*parts).iterdir() if p.is_file())
 

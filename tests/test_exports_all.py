@@ -16,8 +16,8 @@ import pytest
 import app.export_builder
 from app.db import session_scope
 from app.exports import ALL_FORMATS, export_path, report_path
-from app.models import TrainedModel
 from app.ml.parity import MIN_AGREEMENT
+from app.models import TrainedModel
 from tests.conftest import make_project, photos, upload, wait_job
 from tests.test_accounts import Team, required_app
 
