@@ -43,7 +43,7 @@ from app.pages import router as pages_router
 from app.services import Services, resolve_device
 from app.storage import ImageStore
 from app.throttle import LoginThrottle
-from app.training import make_train_handler, warm_up
+from app.training import make_train_handler, make_warm_up
 
 log = logging.getLogger("snapclass")
 
@@ -76,7 +76,7 @@ def build_services(settings: Settings) -> Services:
                         device=device)
     services.models = ModelCache(services.session_factory, services.embedders)
     services.worker = Worker(services.session_factory, {"train": make_train_handler(services)},
-                             warm_up=warm_up)
+                             warm_up=make_warm_up(services))
     with session_scope(factory) as s:
         crud.recover_follow_ups(session=s)
     services.exports = ExportBuilder(services)

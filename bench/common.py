@@ -142,7 +142,7 @@ def wait_job(client: httpx.Client, job_id: int, timeout: float = 1800) -> dict:
         job = client.get(f"/api/jobs/{job_id}").json()
         if job["status"] in ("succeeded", "failed", "cancelled"):
             return job
-        time.sleep(0.05)
+        time.sleep(0.1)  # a poll costs the server CPU that the job would use (the page listens to a feed)
     raise TimeoutError(job_id)
 
 
