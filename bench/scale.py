@@ -7,13 +7,16 @@ the project page, the models page and the first page of a class's photos, and th
 
     .venv/bin/python -m bench.scale            # 5,000 and 20,000 (about 15 minutes on 2 cores)
     .venv/bin/python -m bench.scale 2000       # other sizes, for a quick look
+    SNAPCLASS_BENCH_DATA=/tmp/scale .venv/bin/python -m bench.scale   # keeps the server's data dir
 """
 
 from __future__ import annotations
 
+import os
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -49,7 +52,8 @@ def main(sizes: list[int]) -> None:
     bare = bare_pipeline(probe)
     queries = [p for c in CLASSES for p in photos("cifar10-mini", "test", c)[:5]]
     rows = []
-    with server() as (url, proc), httpx.Client(base_url=url, timeout=1800) as client:
+    keep = os.environ.get("SNAPCLASS_BENCH_DATA")  # a folder to keep the server's data in, to look at later
+    with server(Path(keep) if keep else None) as (url, proc), httpx.Client(base_url=url, timeout=1800) as client:
         idle = rss_mb(proc.pid)[0]
         pid = ok(client.post("/api/projects", json={"name": "scale"}))["id"]
         cids = {c: ok(client.post(f"/api/projects/{pid}/classes", json={"name": c}))["id"] for c in CLASSES}
