@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from bench.common import bare_pipeline, machine, ok, photos, rss_mb, server, upload, wait_job
+from bench.common import bare_pipeline, machine, ok, photos, rss_mb, server, timed_job, upload
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
@@ -40,10 +40,7 @@ def timed(client: httpx.Client, method: str, url: str, repeat: int = 5) -> float
 
 
 def train(client: httpx.Client, pid: int) -> tuple[float, dict]:
-    start = time.perf_counter()
-    job = wait_job(client, ok(client.post(f"/api/projects/{pid}/train", json={"mode": "head"}))["job_id"])
-    assert job["status"] == "succeeded", job
-    return time.perf_counter() - start, job
+    return timed_job(client, pid, {"mode": "head"})
 
 
 def main(sizes: list[int]) -> None:

@@ -26,7 +26,7 @@ from PIL import Image
 from app.ml.backbones import get_spec
 from app.ml.preprocess import prepare, to_input
 from app.ml.runtime import FeatureNet, OrtEmbedder, export_onnx
-from bench.common import bare_pipeline, machine, ok, photos, project_with_classes, rss_mb, server, wait_job
+from bench.common import bare_pipeline, machine, ok, photos, project_with_classes, rss_mb, server, timed_job
 
 
 def backbone_only(paths: list[Path]) -> tuple[float, float]:
@@ -52,11 +52,18 @@ def backbone_only(paths: list[Path]) -> tuple[float, float]:
     return rate, statistics.median(one[5:]) * 1000
 
 
-def timed_job(client: httpx.Client, pid: int, body: dict) -> tuple[float, dict]:
-    start = time.perf_counter()
-    job = wait_job(client, ok(client.post(f"/api/projects/{pid}/train", json=body))["job_id"])
-    assert job["status"] == "succeeded", job
-    return time.perf_counter() - start, job
+WARM_RUNS = 5
+
+
+def warm_retrains(client: httpx.Client, pid: int, n: int = WARM_RUNS) -> tuple[list[float], dict]:
+    """`n` warm retrains of one project, one after another as a user retrains: (their seconds, the middle
+    job's), so that one noisy run on a shared machine is not the figure."""
+    runs = [timed_job(client, pid, {"mode": "head"}) for _ in range(n)]
+    return [t for t, _ in runs], sorted(runs, key=lambda r: r[0])[n // 2][1]
+
+
+def spread(times: list[float]) -> str:
+    return f"{statistics.median(times):.2f} s (median of {len(times)}, {min(times):.2f}-{max(times):.2f})"
 
 
 def main() -> None:
@@ -71,14 +78,14 @@ def main() -> None:
         out["idle"] = rss_mb(proc.pid)[0]
         pid, _ = project_with_classes(client, "speed", train)
         cold, job = timed_job(client, pid, {"mode": "head"})
-        warm, warm_job = timed_job(client, pid, {"mode": "head"})
+        warm, warm_job = warm_retrains(client, pid)
         m = job["metrics"]
         twelve = {c: photos("cifar10-mini", "train", c)[:60] for c in
                   sorted(p.name for p in (photos("cifar10-mini", "train", "cat")[0].parent.parent).iterdir())}
         twelve |= {c: train[c][:60] for c in train}
         pid12, _ = project_with_classes(client, "twelve", twelve)
         timed_job(client, pid12, {"mode": "head"})
-        warm12, job12 = timed_job(client, pid12, {"mode": "head"})
+        warm12, job12 = warm_retrains(client, pid12)
 
         files = [(p.name, p.read_bytes()) for p in val]
         for f in files[:5]:
@@ -112,9 +119,10 @@ def main() -> None:
     print(f"| cold training job, 245 photos, head mode (upload done -> model ready) | {cold:.2f} s = "
           f"**{cold / bare_s:.2f}x** the bare extraction |")
     head_s = warm_job["metrics"]["head_seconds"]
-    print(f"| warm retrain, same 245 photos, all embeddings cached | {warm:.2f} s (head {head_s:.2f} s) |")
-    print(f"| warm retrain, 720 samples of 12 classes | {warm12:.2f} s job, head training "
-          f"**{job12['metrics']['head_seconds']:.2f} s** |")
+    print(f"| warm retrain, same 245 photos, all embeddings cached (POST /train -> model ready) | {spread(warm)} "
+          f"(head {head_s:.2f} s) |")
+    print(f"| warm retrain, 720 samples of 12 classes | **{spread(warm12)}**, head training "
+          f"{job12['metrics']['head_seconds']:.2f} s |")
     print(f"| backbone single-image latency, ONNX Runtime | {single_ms:.1f} ms |")
     print(f"| POST /predict over HTTP, one client, {len(lat)} photos | p50 {p50:.1f} ms, p95 {p95:.1f} ms; p50 = "
           f"**{p50 / single_ms:.2f}x** backbone (goal <= 1.3x + 5 ms = {1.3 * single_ms + 5:.1f} ms) |")
