@@ -161,6 +161,18 @@ def timed_job(client: httpx.Client, pid: int, body: dict) -> tuple[float, dict]:
     return finished.timestamp() - start, job
 
 
+def settled(client: httpx.Client, job_id: int, timeout: float = 600) -> dict:
+    """The job once its follow-up analysis (learning curves) has finished: latency measured while the
+    worker still works them out measures two things at once on 2 cores."""
+    start = time.monotonic()
+    while time.monotonic() < start + timeout:
+        job = client.get(f"/api/jobs/{job_id}").json()
+        if (job.get("metrics") or {}).get("learning_curves", {}).get("status") != "pending":
+            return job
+        time.sleep(0.2)
+    raise TimeoutError(job_id)
+
+
 def ok(response: httpx.Response) -> dict:
     if response.status_code >= 400:
         raise RuntimeError(f"{response.request.method} {response.request.url}: {response.status_code} {response.text}")

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from bench.common import bare_pipeline, machine, ok, photos, rss_mb, server, timed_job, upload
+from bench.common import bare_pipeline, machine, ok, photos, rss_mb, server, settled, timed_job, upload
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
@@ -37,6 +37,9 @@ def timed(client: httpx.Client, method: str, url: str, repeat: int = 5) -> float
         times.append((time.perf_counter() - t) * 1000)
         assert r.status_code == 200, url
     return statistics.median(times)
+
+
+WARM_RUNS = 3
 
 
 def train(client: httpx.Client, pid: int) -> tuple[float, dict]:
@@ -63,7 +66,9 @@ def main(sizes: list[int]) -> None:
             upload_rate = (n - have) / (time.perf_counter() - start)
             have = n
             cold, job = train(client, pid)
-            warm, warm_job = train(client, pid)
+            warms = [train(client, pid) for _ in range(WARM_RUNS)]
+            settled(client, warms[-1][1]["id"])  # its learning curves done: predict and the pages get the cores
+            warm, warm_job = sorted(warms, key=lambda r: r[0])[WARM_RUNS // 2]  # one noisy run is not the figure
             files = [(p.name, p.read_bytes()) for p in queries]
             for f in files[:5]:
                 ok(client.post(f"/api/projects/{pid}/predict", files={"file": f}))
@@ -95,7 +100,8 @@ def main(sizes: list[int]) -> None:
     print("|" + "---|" * 12)
     for r in rows:
         print(f"| {r['n']:,} | {r['upload']:.0f} img/s | {r['job']:.1f} s | {r['extract']:.1f} img/s = "
-              f"**{r['extract'] / bare:.2f}x** bare | **{r['warm']:.2f} s** ({r['head']:.2f} s) | "
+              f"**{r['extract'] / bare:.2f}x** bare | **{r['warm']:.2f} s** (median of {WARM_RUNS}; "
+              f"head {r['head']:.2f} s) | "
               f"{r['accuracy']:.3f} | {r['p50']:.1f} / {r['p95']:.1f} ms | {r['project_page']:.0f} ms | "
               f"{r['models_page']:.0f} ms | {r['photos_page']:.0f} ms | {r['project_api']:.0f} ms | "
               f"{r['rss']:.0f} MiB |")

@@ -26,7 +26,7 @@ from PIL import Image
 from app.ml.backbones import get_spec
 from app.ml.preprocess import prepare, to_input
 from app.ml.runtime import FeatureNet, OrtEmbedder, export_onnx
-from bench.common import bare_pipeline, machine, ok, photos, project_with_classes, rss_mb, server, timed_job
+from bench.common import bare_pipeline, machine, ok, photos, project_with_classes, rss_mb, server, settled, timed_job
 
 
 def backbone_only(paths: list[Path]) -> tuple[float, float]:
@@ -59,6 +59,7 @@ def warm_retrains(client: httpx.Client, pid: int, n: int = WARM_RUNS) -> tuple[l
     """`n` warm retrains of one project, one after another as a user retrains: (their seconds, the middle
     job's), so that one noisy run on a shared machine is not the figure."""
     runs = [timed_job(client, pid, {"mode": "head"}) for _ in range(n)]
+    settled(client, runs[-1][1]["id"])  # the last model's learning curves: what is measured next has the cores
     return [t for t, _ in runs], sorted(runs, key=lambda r: r[0])[n // 2][1]
 
 
