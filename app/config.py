@@ -54,6 +54,13 @@ class Settings(BaseSettings):
     project_file_max_ratio: int = Field(default=100, ge=1)
     project_file_max_manifest_bytes: int = Field(default=64 * 1024**2, ge=1)
 
+    # One machine or many (API.md). A Redis URL: jobs go to that queue and `snapclass worker` processes run them;
+    # serve then never trains. None: the worker thread inside serve.
+    queue_url: str | None = None
+    # s3://bucket/prefix: photos live in that S3-compatible store (AWS_* settings, AWS_ENDPOINT_URL for MinIO);
+    # None: under the data dir.
+    blob_url: str | None = None
+
     # Other sites whose pages may send us state-changing requests and open WebSockets, comma-separated
     # ("https://a.example,http://b:8080"); our own origin (scheme + Host) always may. NoDecode: not JSON.
     allowed_origins: Annotated[list[str], NoDecode] = []

@@ -14,6 +14,9 @@ from PIL import Image
 from app.config import Settings
 from app.main import create_app
 
+# Private PostgreSQL, Redis and S3 (moto) servers for the tests that run on them.
+pytest_plugins = ["tests.services"]
+
 REPO = Path(__file__).resolve().parent.parent
 # The photos lie next to the checkout; a git worktree elsewhere names them with SNAPCLASS_TEST_DATASETS.
 DATASETS = Path(os.environ.get("SNAPCLASS_TEST_DATASETS") or REPO.parent / "shared" / "datasets")
