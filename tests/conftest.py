@@ -25,13 +25,29 @@ DATASETS = Path(os.environ.get("SNAPCLASS_TEST_DATASETS") or REPO.parent / "shar
 def dataset(*parts: str) -> Path:
     path = DATASETS.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"dataset folder {path} is missing (see ../shared/datasets/README.md)")
+        pytest.skip(f"dataset folder {path} is missing (see ../shared/datasets/README.md)", allow_module_level=True)
     return path
 
 
 def photos(*parts: str, limit: int | None = None) -> list[Path]:
     files = sorted(p for p in dataset(*parts).iterdir() if p.is_file())
     return files[:limit] if limit else files
+
+
+# SNAPCLASS_TEST_POSTGRES=1 runs tests on PostgreSQL: every test gets a fresh database on a private server, named by
+# DATABASE_URL, which every Settings() reads (scripts/test runs a set of the suite so, beside the SQLite run).
+ON_POSTGRES = os.environ.get("SNAPCLASS_TEST_POSTGRES") == "1"
+sqlite_only = pytest.mark.skipif(ON_POSTGRES, reason="about the SQLite file itself")
+
+
+@pytest.fixture(autouse=True)
+def _database_for_test(request, monkeypatch):
+    if ON_POSTGRES:
+        from tests.services import new_database
+
+        server = request.getfixturevalue("pg_server")
+        monkeypatch.setenv("DATABASE_URL", new_database(server, f"t{os.urandom(6).hex()}"))
+    yield
 
 
 @pytest.fixture(scope="session")
