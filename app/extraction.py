@@ -40,7 +40,7 @@ def pixels(services: Services, spec: BackboneSpec, view: int) -> Callable[[Item]
     def get(item: Item) -> np.ndarray:
         if view == 0:
             try:
-                crop = np.load(services.store.path(item[1], input_kind(size)), allow_pickle=False)
+                crop = np.load(io.BytesIO(services.store.read(item[1], input_kind(size))), allow_pickle=False)
                 if crop.shape == (size, size, 3):
                     return crop
             except FileNotFoundError:

@@ -41,7 +41,7 @@ from app.ml import checkpoint
 from app.pages import install_not_found_pages
 from app.pages import router as pages_router
 from app.services import Services, resolve_device
-from app.storage import ImageStore
+from app.storage import BlobStore, make_store
 from app.throttle import LoginThrottle
 from app.training import make_train_handler, make_warm_up
 
@@ -68,7 +68,7 @@ def build_services(settings: Settings) -> Services:
         with session_scope(factory) as s:
             return checkpoint.load_state(crud.backbone_state(session=s, digest=digest))
 
-    store = ImageStore(settings.images_dir)
+    store = make_store(settings)
     trash.purge_expired(factory, store)
     _sweep_orphans(factory, store)
     services = Services(settings=settings, engine=engine, session_factory=factory, store=store,
@@ -89,19 +89,19 @@ def build_services(settings: Settings) -> Services:
     return services
 
 
-def _sweep_orphans(factory, store: ImageStore) -> None:
+def _sweep_orphans(factory, store: BlobStore) -> None:
     """Remove photo files that an upload stopped by a crash wrote before its rows committed."""
     with session_scope(factory) as s:
         keys = crud.all_sample_keys(session=s)
     if not keys:
         # No sample at all beside photos on disk looks more like a database pointed elsewhere (DATABASE_URL) than
         # a crash: deleting every photo could not be undone, so leave them.
-        if next(store.root.glob("*/*"), None) is not None:
-            log.warning("the database has no samples but %s holds photo files: left alone", store.root)
+        if store.has_any():
+            log.warning("the database has no samples but %s holds photo files: left alone", store.describe())
         return
     removed = store.remove_orphans(keys)
     if removed:
-        log.info("removed %d files under %s left by interrupted uploads", removed, store.root)
+        log.info("removed %d files under %s left by interrupted uploads", removed, store.describe())
 
 
 def announce_access(settings: Settings, services: Services) -> None:

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
 from app.embedders import EmbedderPool
-from app.storage import ImageStore
+from app.storage import BlobStore
 from app.throttle import LoginThrottle
 
 
@@ -18,7 +18,7 @@ class Services:
     settings: Settings
     engine: Engine
     session_factory: sessionmaker[Session]
-    store: ImageStore
+    store: BlobStore
     embedders: EmbedderPool
     device: str
     # Set in main.py once built (they need the services themselves).

@@ -1,6 +1,10 @@
 """Where bytes live: sample images, their working copies and thumbnails, under server-made names.
 
-Every write goes to a `.part` file that is renamed into place, so a crash never leaves half a file; files a
+`BlobStore` is all the rest of the app knows of it. `ImageStore` keeps the files under the data dir (the
+default); `app.s3store.S3Store` keeps them as objects in an S3-compatible bucket (settings.blob_url). Both name a
+sample's files `<key[:2]>/<key>.<kind>.<ext>`.
+
+Every file write goes to a `.part` file that is renamed into place, so a crash never leaves half a file; files a
 crash left without a sample row (they are written before the row commits) are swept at start.
 """
 
@@ -9,6 +13,10 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from app.config import Settings
 
 ORIGINAL, WORK, THUMB = "orig", "work", "thumb"
 
@@ -22,6 +30,36 @@ def input_kind(size: int) -> str:
 
 def new_key() -> str:
     return secrets.token_hex(16)
+
+
+def blob_name(key: str, kind: str) -> str:
+    """`<key[:2]>/<key>.<kind>.<ext>`, the name of one file of a sample in either store."""
+    if not key.isalnum() or not kind.isalnum():  # keys are ours; refuse anything that could walk the tree
+        raise ValueError("bad storage key")
+    ext = "bin" if kind == ORIGINAL else "npy" if kind.startswith("s") else "jpg"
+    return f"{key[:2]}/{key}.{kind}.{ext}"
+
+
+class BlobStore(Protocol):
+    """A sample's files by (key, kind). Keys are never reused, so a file never changes once put."""
+
+    def put(self, key: str, files: dict[str, bytes]) -> None:
+        """Store every kind of `files` for `key`, each whole or not at all."""
+
+    def read(self, key: str, kind: str) -> bytes:
+        """The bytes; FileNotFoundError when there are none."""
+
+    def delete(self, key: str) -> None:
+        """Every kind of `key`; nothing there is fine."""
+
+    def remove_orphans(self, keep: set[str]) -> int:
+        """Delete what an interrupted upload left (keys not in `keep`); returns how many files went."""
+
+    def has_any(self) -> bool:
+        """Whether any file is stored at all."""
+
+    def describe(self) -> str:
+        """Where the files are, for the log."""
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -42,10 +80,7 @@ class ImageStore:
         self.root = root
 
     def path(self, key: str, kind: str) -> Path:
-        if not key.isalnum():  # keys are ours; refuse anything that could walk the tree
-            raise ValueError("bad storage key")
-        ext = "bin" if kind == ORIGINAL else "npy" if kind.startswith("s") else "jpg"
-        return self.root / key[:2] / f"{key}.{kind}.{ext}"
+        return self.root / blob_name(key, kind)
 
     def put(self, key: str, files: dict[str, bytes]) -> None:
         for kind, data in files.items():
@@ -73,3 +108,18 @@ class ImageStore:
                     os.unlink(entry.path)
                     removed += 1
         return removed
+
+    def has_any(self) -> bool:
+        return self.root.is_dir() and next(self.root.glob("*/*"), None) is not None
+
+    def describe(self) -> str:
+        return str(self.root)
+
+
+def make_store(settings: Settings) -> BlobStore:
+    """The S3 store when settings.blob_url is set (a bad URL raises ValueError here, at start), else the files."""
+    if settings.blob_url:
+        from app.s3store import S3Store  # boto3 is imported only by servers that use it
+
+        return S3Store.from_url(settings.blob_url)
+    return ImageStore(settings.images_dir)

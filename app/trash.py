@@ -19,7 +19,7 @@ from app import crud
 from app.db import session_scope
 from app.models import ImageClass, Sample, TrashEntry, utcnow
 from app.names import name_key
-from app.storage import ImageStore
+from app.storage import BlobStore
 
 log = logging.getLogger("snapclass.trash")
 
@@ -117,7 +117,7 @@ def release_class_name(*, session: Session, project_id: int, name: str) -> None:
             entry.expires_at = utcnow()
 
 
-def purge_expired(factory: sessionmaker[Session], store: ImageStore) -> int:
+def purge_expired(factory: sessionmaker[Session], store: BlobStore) -> int:
     """Drop expired entries, then their files (after the commit: a failure leaves files, never a dangling row)."""
     with session_scope(factory) as session:
         entries = session.scalars(select(TrashEntry).where(TrashEntry.expires_at <= utcnow())).all()
@@ -131,7 +131,7 @@ def purge_expired(factory: sessionmaker[Session], store: ImageStore) -> int:
 class TrashSweeper:
     """One named daemon thread that purges expired trash every SWEEP_SECONDS, stopped by an event."""
 
-    def __init__(self, factory: sessionmaker[Session], store: ImageStore, every: float = SWEEP_SECONDS):
+    def __init__(self, factory: sessionmaker[Session], store: BlobStore, every: float = SWEEP_SECONDS):
         self.factory, self.store, self.every = factory, store, every
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -10,7 +10,7 @@ from app import crud, images
 from app.config import Settings
 from app.ml.preprocess import resize_center_crop
 from app.models import Sample
-from app.storage import ORIGINAL, THUMB, WORK, ImageStore, input_kind, new_key
+from app.storage import ORIGINAL, THUMB, WORK, BlobStore, input_kind, new_key
 
 
 @dataclass
@@ -32,7 +32,7 @@ def prepare_file(data: bytes, filename: str, settings: Settings) -> images.Decod
                          min_side=settings.work_image_side)
 
 
-def store_files(files: list[tuple[str, bytes]], *, session: Session, store: ImageStore, settings: Settings,
+def store_files(files: list[tuple[str, bytes]], *, session: Session, store: BlobStore, settings: Settings,
                 class_id: int, input_size: int, source: str = "upload", burst_id: str | None = None) -> UploadResult:
     """Validate and store every file. Files are written before the rows; if the rows fail, the files go."""
     result = UploadResult()

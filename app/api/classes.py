@@ -13,7 +13,7 @@ from app.api import errors
 from app.api.deps import ActorDep, Id, ServicesDep, SessionDep
 from app.api.views import class_out
 from app.schemas import ClassCreate, ClassOut, ClassUpdate
-from app.storage import ORIGINAL, ImageStore
+from app.storage import ORIGINAL, BlobStore
 
 # Every route names a project or class by id.
 router = APIRouter(prefix="/api", tags=["classes"], responses=errors.responses(404, 422))
@@ -96,7 +96,7 @@ class _Chunks:
         return data
 
 
-def _zip_stream(store: ImageStore, files: list[tuple[str, str]]) -> Iterator[bytes]:
+def _zip_stream(store: BlobStore, files: list[tuple[str, str]]) -> Iterator[bytes]:
     sink = _Chunks()
     # Stored, not deflated: photos are compressed already, and the stream stays as fast as the disk.
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED) as archive:

@@ -26,7 +26,7 @@ from app.projectfile import ProjectFileError, modelfile
 from app.projectfile.manifest import MANIFEST, Manifest, ModelEntry, parse
 from app.projectfile.safezip import Limits, SafeZip
 from app.projectfile.write import remap_rows
-from app.storage import ImageStore
+from app.storage import BlobStore
 from app.uploads import store_files
 
 NOT_PROJECT = "not a snapclass project file"
@@ -209,7 +209,7 @@ def free_name(session: Session, owner_id: int | None, name: str) -> str:
     return candidate
 
 
-def import_project(*, file: BinaryIO, size: int, session: Session, store: ImageStore, settings: Settings,
+def import_project(*, file: BinaryIO, size: int, session: Session, store: BlobStore, settings: Settings,
                    embedders: EmbedderPool, owner_id: int | None, filename: str = "") -> Project:
     """A new project from a project file or a model file, owned by `owner_id`; ProjectFileError (nothing kept)
     when anything is wrong. Rows are flushed, not committed: the caller commits, or rolls back on an error."""

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from app import __version__, crud
 from app.models import Project, TrainedModel
 from app.projectfile.manifest import FORMAT_VERSION, MANIFEST
-from app.storage import ORIGINAL, ImageStore
+from app.storage import ORIGINAL, BlobStore
 
 Which = Literal["current", "all", "none"]
 EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "WEBP": "webp", "BMP": "bmp", "TIFF": "tif"}
@@ -53,7 +53,7 @@ def remap_rows(metrics: dict, ids: dict, key_from: str, key_to: str) -> dict:
     return out
 
 
-def write_project(*, session: Session, store: ImageStore, project: Project, which: Which, path: Path) -> None:
+def write_project(*, session: Session, store: BlobStore, project: Project, which: Which, path: Path) -> None:
     """The project as a zip at `path`. Photos and weights are stored as they are (they do not compress)."""
     classes = list(project.classes)
     order = {c.id: i for i, c in enumerate(classes)}
