@@ -35,6 +35,16 @@ def build_parser() -> argparse.ArgumentParser:
                        help="login: auto (default; required unless listening on loopback only), required, off")
     _data_dir_arg(serve)
 
+    worker = sub.add_parser(
+        "worker", help="run training jobs from the Redis queue (SNAPCLASS_QUEUE_URL), one at a time, on one device",
+        description="A worker process: owns one device, takes one job at a time from the queue named by "
+                    "SNAPCLASS_QUEUE_URL, with the database (DATABASE_URL) and photo store (SNAPCLASS_BLOB_URL) "
+                    "that serve uses. Start as many as you have devices, on any machines. SIGTERM finishes the job "
+                    "in hand; a worker killed mid-job loses nothing: another takes the job up.")
+    worker.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: $SNAPCLASS_DEVICE or auto)")
+    worker.add_argument("--burst", action="store_true", help="exit once the queue is empty")
+    _data_dir_arg(worker)
+
     migrate = sub.add_parser("migrate", help="upgrade the database to this release's schema, then exit",
                              description="Upgrade the database in place, as `serve` does at start, keeping a copy "
                                          "of a SQLite file next to it (snapclass.db.bak-<revision>).")
@@ -63,6 +73,8 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         serve(args)
+    elif args.command == "worker":
+        sys.exit(worker(args))
     elif args.command == "migrate":
         print(upgrade_or_exit(_settings(args)).describe())
     elif args.command == "users":
@@ -102,6 +114,38 @@ def serve(args) -> None:
     # waiting; after a few seconds it is cut, and the page reconnects to the next server.
     uvicorn.run(create_app(settings), host=args.host, port=args.port, workers=1, timeout_graceful_shutdown=10,
                 log_level=os.environ.get("SNAPCLASS_LOG_LEVEL", "info"))
+
+
+def worker(args) -> int:
+    import logging
+
+    from app.jobs import Worker
+    from app.main import build_worker_services
+    from app.migrate import SchemaError
+    from app.queue import run_worker, worker_identity
+    from app.training import make_train_handler, make_warm_up
+
+    settings = _settings(args)
+    if not settings.queue_url:
+        print("snapclass worker: SNAPCLASS_QUEUE_URL is not set (redis://host:6379/0); without a queue, serve "
+              "trains in its own worker thread", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=os.environ.get("SNAPCLASS_LOG_LEVEL", "INFO").upper(),
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        services = build_worker_services(settings, args.device)
+    except SchemaError as exc:
+        print(f"snapclass worker: {exc}", file=sys.stderr)
+        return 1
+    services.worker = Worker(services.session_factory, {"train": make_train_handler(services)},
+                             warm_up=make_warm_up(services), identity=worker_identity())
+    logging.getLogger("snapclass").info("worker %s on %s, queue %s", services.worker.identity, services.device,
+                                        settings.queue_url)
+    try:
+        run_worker(services.worker, settings.queue_url, burst=args.burst)
+    finally:
+        services.engine.dispose()
+    return 0
 
 
 def _read_password(args, generate_if_no_tty: bool) -> tuple[str, bool]:

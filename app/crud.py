@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import timedelta
 
 import numpy as np
-from sqlalchemy import JSON, case, delete, func, select, type_coerce, update
+from sqlalchemy import JSON, case, cast, delete, func, select, type_coerce, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session, defer, joinedload
 
 from app import changes
@@ -126,6 +128,7 @@ def _normalized(name: str) -> str:
 
 def create_class(*, session: Session, project_id: int, name: str) -> ImageClass:
     get_project(session=session, project_id=project_id)
+    lock_project(session=session, project_id=project_id)  # PostgreSQL: names are checked one request at a time
     _check_class_name(session, project_id, name)
     taken = session.scalars(select(ImageClass.color).where(ImageClass.project_id == project_id))
     image_class = ImageClass(project_id=project_id, name=name, color=next_color(taken))
@@ -144,11 +147,13 @@ def set_class_enabled(*, session: Session, class_id: int, enabled: bool) -> Imag
 
 def rename_class(*, session: Session, class_id: int, name: str) -> ImageClass:
     image_class = get_class(session=session, class_id=class_id)
+    lock_project(session=session, project_id=image_class.project_id)
     _check_class_name(session, image_class.project_id, name, exclude=class_id)
     image_class.name = name
     session.flush()
     # Checked again once our write holds SQLite's write lock: two requests naming "Dup" and "dup" at the same
-    # moment both pass the first check, and the unique constraint compares names exactly.
+    # moment both pass the first check, and the unique constraint compares names exactly. (On PostgreSQL the
+    # project's row lock above already made the second request wait for the first one's commit.)
     _check_class_name(session, image_class.project_id, name, exclude=class_id)
     return image_class
 
@@ -252,6 +257,13 @@ def store_embeddings(*, session: Session, vectors: dict[int, np.ndarray], backbo
 # --- jobs ---
 
 
+def lock_project(*, session: Session, project_id: int) -> None:
+    """Hold the project's row until the transaction ends (PostgreSQL's FOR UPDATE), so that a check-then-write
+    such as "no job is active, so start one" cannot interleave with the same in another process. SQLite has one
+    writer at a time and no FOR UPDATE: there this is a plain read."""
+    session.execute(select(Project.id).where(Project.id == project_id).with_for_update())
+
+
 def create_job(*, session: Session, project_id: int, kind: str, params: dict) -> Job:
     job = Job(project_id=project_id, kind=kind, params=params, status="queued", message="waiting to start")
     session.add(job)
@@ -289,6 +301,84 @@ def recover_jobs(*, session: Session) -> list[int]:
     ).all()
     changes.record(session, [*failed, *cancelled], changes.JOBS)  # bulk updates: no ORM event announces them
     return list(session.scalars(select(Job.id).where(Job.status == "queued").order_by(Job.id)))
+
+
+def request_cancel(*, session: Session, job_id: int) -> bool:
+    """Ask a job to stop: a queued one is cancelled at once, a running one's worker sees the flag. False when the
+    job has already finished."""
+    job = get_job(session=session, job_id=job_id)
+    if job.status not in ACTIVE:
+        return False
+    job.cancel_requested = True
+    if job.status == "queued":
+        job.status, job.message, job.finished_at = "cancelled", "cancelled before it started", utcnow()
+    return True
+
+
+def claim_job(*, session: Session, job_id: int, worker: str | None, seconds: float | None) -> Job | None:
+    """Take a queued job for `worker`, holding it `seconds` (a lease the worker renews), or None when it is not
+    waiting any more. One conditional UPDATE: of two workers claiming at once exactly one gets the row."""
+    now = utcnow()
+    claimed = session.scalars(
+        update(Job).where(Job.id == job_id, Job.status == "queued").values(
+            status="running", started_at=now, message="starting", worker=worker, attempts=Job.attempts + 1,
+            lease_until=now + timedelta(seconds=seconds) if seconds else None).returning(Job.project_id)
+    ).all()
+    if not claimed:
+        return None
+    changes.record(session, claimed, changes.JOBS)
+    return session.get(Job, job_id, populate_existing=True)
+
+
+def renew_lease(*, session: Session, job_id: int, worker: str, seconds: float,
+                model_id: int | None = None) -> bool | None:
+    """Extend `worker`'s hold on its running job (and record its model, in the model's own transaction); None
+    when the job is no longer this worker's, else whether someone asked it to stop. On PostgreSQL the row stays
+    locked until the commit, so no other worker can take the job up between this check and the model's write."""
+    values = {"lease_until": utcnow() + timedelta(seconds=seconds)}
+    if model_id is not None:
+        values["model_id"] = model_id
+    row = session.execute(
+        update(Job).where(Job.id == job_id, Job.worker == worker, Job.status == "running").values(**values)
+        .returning(Job.cancel_requested)
+    ).first()
+    return None if row is None else bool(row[0])
+
+
+def release_job(*, session: Session, job_id: int, worker: str) -> None:
+    """A worker asked to stop hands its running job back to the queue, uncounted."""
+    released = session.scalars(
+        update(Job).where(Job.id == job_id, Job.worker == worker, Job.status == "running").values(
+            status="queued", worker=None, lease_until=None, attempts=Job.attempts - 1, progress=0.0,
+            message="waiting for a worker (the last one was stopped)").returning(Job.project_id)
+    ).all()
+    changes.record(session, released, changes.JOBS)
+
+
+def requeue_lost_jobs(*, session: Session, max_attempts: int) -> list[int]:
+    """Running jobs whose worker stopped renewing its lease (killed, machine lost): queued again, or failed after
+    `max_attempts` workers, or cancelled if that was asked. The ids queued again. Safe from any number of
+    processes at once: each job is moved by exactly one conditional UPDATE."""
+    now = utcnow()
+    lost = (Job.status == "running", Job.lease_until.is_not(None), Job.lease_until < now)
+    touched = list(session.scalars(update(Job).where(*lost, Job.cancel_requested.is_(True)).values(
+        status="cancelled", message="cancelled", finished_at=now, worker=None, lease_until=None,
+    ).returning(Job.project_id)))
+    touched += session.scalars(update(Job).where(*lost, Job.attempts >= max_attempts).values(
+        status="failed", finished_at=now, worker=None, lease_until=None,
+        message=f"failed: the worker stopped answering while it ran, {max_attempts} times; train again",
+    ).returning(Job.project_id))
+    requeued = session.execute(update(Job).where(*lost).values(
+        status="queued", worker=None, lease_until=None, progress=0.0,
+        message="waiting for another worker: the one running it stopped answering",
+    ).returning(Job.id, Job.project_id)).all()
+    changes.record(session, [*touched, *(pid for _, pid in requeued)], changes.JOBS)
+    return sorted(job_id for job_id, _ in requeued)
+
+
+def queued_jobs(*, session: Session, older_than: timedelta) -> list[int]:
+    return list(session.scalars(select(Job.id).where(Job.status == "queued",
+                                                     Job.created_at < utcnow() - older_than).order_by(Job.id)))
 
 
 # A model's follow-up (its learning curves) runs in the worker right after its job, one at a time, so a
@@ -348,9 +438,14 @@ def model_metrics(*, session: Session, model_ids: Sequence[int], per_photo: bool
     if per_photo:
         rows = session.execute(select(TrainedModel.id, TrainedModel.metrics).where(TrainedModel.id.in_(ids)))
         return {mid: metrics or {} for mid, metrics in rows}
-    trimmed = case((func.json_valid(TrainedModel.metrics),
-                    func.json_remove(TrainedModel.metrics, *(f"$.{k}" for k in PER_PHOTO))),
-                   else_=TrainedModel.metrics)
+    if session.get_bind().dialect.name == "postgresql":  # stored NaN-free (app.db): jsonb drops the keys
+        trimmed = cast(TrainedModel.metrics, JSONB)
+        for key in PER_PHOTO:
+            trimmed = trimmed.op("-")(key)
+    else:
+        trimmed = case((func.json_valid(TrainedModel.metrics),
+                        func.json_remove(TrainedModel.metrics, *(f"$.{k}" for k in PER_PHOTO))),
+                       else_=TrainedModel.metrics)
     rows = session.execute(select(TrainedModel.id, type_coerce(trimmed, JSON)).where(TrainedModel.id.in_(ids)))
     return {mid: {k: v for k, v in (metrics or {}).items() if k not in PER_PHOTO} for mid, metrics in rows}
 
@@ -359,6 +454,12 @@ def validation_rows(*, session: Session, model_id: int) -> list:
     """The model's rows per validation photo (metrics["val_predictions"]): SQLite picks them out, so the rest
     of the metrics is never parsed; metrics SQLite cannot read (NaN, see model_metrics) are parsed whole."""
     column = TrainedModel.metrics
+    if session.get_bind().dialect.name == "postgresql":
+        found = session.execute(select(type_coerce(column.op("->")("val_predictions"), JSON))
+                                .where(TrainedModel.id == model_id)).first()
+        if found is None:
+            raise NotFound(f"model {model_id} not found")
+        return found[0] if isinstance(found[0], list) else []
     found = session.execute(select(func.json_valid(column), type_coerce(
         case((func.json_valid(column), func.json_extract(column, "$.val_predictions"))), JSON))
         .where(TrainedModel.id == model_id)).first()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,9 @@ from app.ml.train import head_probabilities
 from app.models import TrainedModel
 
 UNKNOWN = "unknown"
+# How stale this process's idea of a project's current model may be: a newer model trained anywhere (or a threshold
+# moved in another web process) answers predictions here within this time. One small query per project per period.
+CURRENT_SECONDS = 0.5
 
 
 class NoModel(LookupError):
@@ -82,22 +86,24 @@ class ModelCache:
         self.session_factory, self.embedders = session_factory, embedders
         self._lock = threading.Lock()
         self._loaded: dict[int, LoadedModel] = {}
-        # project -> (current model id, its threshold), so a prediction costs no query. This process
-        # is the only writer (one server, one worker); the code that changes either calls invalidate.
-        self._current: dict[int, tuple[int | None, float | None]] = {}
+        # project -> (when read, current model id, its threshold), so most predictions cost no query. Code in
+        # this process that changes either calls invalidate; a change made by another process (a worker on
+        # another machine, a second web process) is seen once the entry is CURRENT_SECONDS old.
+        self._current: dict[int, tuple[float, int | None, float | None]] = {}
 
     def invalidate(self, project_id: int) -> None:
         self._current.pop(project_id, None)
 
     def _current_of(self, project_id: int) -> tuple[int | None, float | None]:
         cached = self._current.get(project_id)
-        if cached is None:
+        now = time.monotonic()
+        if cached is None or now - cached[0] > CURRENT_SECONDS:
             with session_scope(self.session_factory) as s:
                 project = crud.get_project(session=s, project_id=project_id)
                 model = project.current_model
-                cached = (project.current_model_id, model.unknown_threshold if model else None)
+                cached = (now, project.current_model_id, model.unknown_threshold if model else None)
             self._current[project_id] = cached
-        return cached
+        return cached[1], cached[2]
 
     def current(self, project_id: int) -> LoadedModel:
         model_id, threshold = self._current_of(project_id)

@@ -1,7 +1,15 @@
-"""The worker: one named thread owns the device and runs queued jobs one at a time.
+"""The worker: one owner of the device runs queued jobs one at a time.
 
-Job state lives in the database, so the page, the API and a restarted server all see the same
-truth. At start-up a job left "running" by a dead process is marked failed, never left stuck.
+Job state lives in the database, so the page, the API and a restarted server all see the same truth. Two ways to
+feed it, one interface (submit, cancel, start, stop):
+
+- `Worker` in a thread inside `serve` (the default): at start-up a job left "running" by a dead process is marked
+  failed, never left stuck.
+- `Worker` with an identity, run by `snapclass worker` from a Redis queue (app.queue): it claims a job in the
+  database with a lease it renews every second, so a worker that dies mid-job (kill -9, a lost machine) lets its
+  lease pass and any other worker queues the job again; the model is written only in a transaction that proves
+  the lease is still this worker's, so it is written once even if the job ran twice. Cancel is a flag in the
+  database, which the lease renewal reads.
 """
 
 from __future__ import annotations
@@ -63,21 +71,50 @@ class JobContext:
     def should_stop(self) -> bool:
         return self.job_id in self.worker.cancelled or self.worker.stopping.is_set()
 
+    def confirm(self, session: Session, model_id: int) -> None:
+        """Inside the transaction that writes this job's model: raise LostJob (rolling the model back) unless
+        this worker still holds the job; it then holds it with the model recorded."""
+        if self.worker.identity is None:
+            return  # the thread worker is the only one
+        if crud.renew_lease(session=session, job_id=self.job_id, worker=self.worker.identity,
+                            seconds=LEASE_SECONDS, model_id=model_id) is None:
+            raise LostJob(f"job {self.job_id} was taken up by another worker")
+
+
+class LostJob(RuntimeError):
+    """This worker's lease on a job passed and another worker took it: its result is not ours to write."""
+
+
+# A worker renews its lease every RENEW_SECONDS; one that missed this long is taken for dead. Long enough for a
+# loaded machine's stall, short enough that a killed worker's job moves on within seconds.
+LEASE_SECONDS = 15.0
+RENEW_SECONDS = 1.0
+# A job that has taken this many workers down (say, it runs out of memory) fails instead of going round.
+MAX_ATTEMPTS = 3
+
 
 Handler = Callable[[JobContext], JobOutcome]
 
 
 class Worker:
     def __init__(self, session_factory: sessionmaker[Session], handlers: dict[str, Handler],
-                 warm_up: Callable[[], None] | None = None):
+                 warm_up: Callable[[], None] | None = None, identity: str | None = None,
+                 others_waiting: Callable[[], bool] | None = None):
         self.session_factory = session_factory
         self.handlers = handlers
         self.warm_up = warm_up  # run in the worker's thread before the first job
+        # None: the thread inside serve, the only worker. Else a worker process's name (app.queue), which
+        # holds the jobs it runs by a lease.
+        self.identity = identity
+        self._others_waiting = others_waiting
         self.queue: queue.Queue = queue.Queue()
         self.cancelled: set[int] = set()
         self.stopping = threading.Event()
         self.current_job: int | None = None
         self.thread = threading.Thread(target=self._loop, name="snapclass-worker", daemon=True)
+
+    def others_waiting(self) -> bool:
+        return self._others_waiting() if self._others_waiting else not self.queue.empty()
 
     def start(self) -> None:
         with session_scope(self.session_factory) as s:
@@ -97,12 +134,8 @@ class Worker:
     def cancel(self, job_id: int) -> bool:
         """Ask a queued or running job to stop; False when it has already finished."""
         with session_scope(self.session_factory) as s:
-            job = crud.get_job(session=s, job_id=job_id)
-            if job.status not in crud.ACTIVE:
+            if not crud.request_cancel(session=s, job_id=job_id):
                 return False
-            job.cancel_requested = True
-            if job.status == "queued":
-                job.status, job.message, job.finished_at = "cancelled", "cancelled before it started", utcnow()
         self.cancelled.add(job_id)
         return True
 
@@ -121,12 +154,16 @@ class Worker:
             except Exception:  # never let one job kill the thread that serves all others
                 log.exception("worker: job %s crashed outside its handler", item)
 
+    def run_one(self, job_id: int) -> None:
+        """Run one job now, in the caller's thread (a queue worker's), if it is still waiting for a worker."""
+        self._run(job_id)
+
     def _run(self, job_id: int) -> None:
         with session_scope(self.session_factory) as s:
-            job = crud.get_job(session=s, job_id=job_id)
-            if job.status != "queued":
+            job = crud.claim_job(session=s, job_id=job_id, worker=self.identity,
+                                 seconds=LEASE_SECONDS if self.identity else None)
+            if job is None:  # cancelled, done, or another worker has it
                 return
-            job.status, job.started_at, job.message = "running", utcnow(), "starting"
             ctx = JobContext(self, job.id, job.project_id, dict(job.params or {}))
             kind = job.kind
         self.current_job = job_id
@@ -134,10 +171,20 @@ class Worker:
         try:
             outcome = self.handlers[kind](ctx)
             status, message = "succeeded", outcome.message
+        except LostJob:
+            log.warning("worker %s: job %s was taken up by another worker; its result is dropped", self.identity,
+                        job_id)
+            self.current_job = None
+            self.cancelled.discard(job_id)
+            return
         except TrainingCancelled:
             status, message = "cancelled", "cancelled"
             if self.stopping.is_set() and job_id not in self.cancelled:
                 status, message = "failed", "interrupted: the server was shut down; train again"
+                if self.identity:  # a worker asked to stop mid-job: another takes it up at once
+                    self._release(job_id)
+                    self.current_job = None
+                    return
         except crud.NotFound:
             message = "something this training needed was deleted while it ran; train again"
         except Exception as exc:
@@ -149,15 +196,24 @@ class Worker:
         self._finish(job_id, status, outcome, message, ctx.notes)
         if status == "succeeded" and outcome.follow_up:
             try:
-                outcome.follow_up(lambda: self.stopping.is_set() or not self.queue.empty())
+                outcome.follow_up(lambda: self.stopping.is_set() or self.others_waiting())
             except Exception:
                 log.exception("worker: the follow-up of job %s failed", job_id)
+
+    def _release(self, job_id: int) -> None:
+        with session_scope(self.session_factory) as s:
+            crud.release_job(session=s, job_id=job_id, worker=self.identity)
 
     def _finish(self, job_id: int, status: str, outcome: JobOutcome, message: str, notes: dict) -> None:
         try:
             with session_scope(self.session_factory) as s:
                 job = crud.get_job(session=s, job_id=job_id)
+                if self.identity is not None and (job.worker != self.identity or job.status != "running"):
+                    log.warning("worker %s: job %s is no longer ours (%s, %s)", self.identity, job_id, job.status,
+                                job.worker)
+                    return
                 job.status, job.message, job.finished_at = status, message[:500], utcnow()
+                job.lease_until = None
                 job.metrics = {**notes, **outcome.metrics}
                 if status == "succeeded":
                     job.progress, job.model_id = 1.0, outcome.model_id

@@ -31,7 +31,7 @@ from app.api import (
 from app.api import trash as trash_api
 from app.config import Settings, is_loopback
 from app.crosssite import CrossSiteGuard
-from app.db import init_db, make_engine, make_session_factory, session_scope
+from app.db import init_db, make_engine, make_session_factory, require_current_schema, session_scope
 from app.embedders import EmbedderPool
 from app.export_builder import ExportBuilder
 from app.headers import SecurityHeaders
@@ -40,6 +40,7 @@ from app.jobs import Worker
 from app.ml import checkpoint
 from app.pages import install_not_found_pages
 from app.pages import router as pages_router
+from app.queue import QueueRunner
 from app.services import Services, resolve_device
 from app.storage import BlobStore, make_store
 from app.throttle import LoginThrottle
@@ -57,16 +58,38 @@ Everything the web page does goes through this API, so a script can do it too.
 """
 
 
+def _load_state(factory):
+    def load_state(digest: str) -> dict:
+        with session_scope(factory) as s:
+            return checkpoint.load_state(crud.backbone_state(session=s, digest=digest))
+
+    return load_state
+
+
+def build_worker_services(settings: Settings, device_setting: str | None = None) -> Services:
+    """What `snapclass worker` needs: the database (already at this release's schema: the worker never migrates),
+    the photo store, the device's backbones and the training handler. No sweeps: those are serve's."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.db_url)
+    require_current_schema(engine)
+    device = resolve_device(device_setting or settings.device)
+    factory = make_session_factory(engine)
+    services = Services(settings=settings, engine=engine, session_factory=factory,
+                        store=make_store(settings),
+                        embedders=EmbedderPool(settings.cache_dir, device, _load_state(factory),
+                                               settings.worker_runtime),
+                        device=device)
+    services.models = ModelCache(factory, services.embedders)
+    return services
+
+
 def build_services(settings: Settings) -> Services:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.db_url)
     init_db(engine)
     device = resolve_device(settings.device)
     factory = make_session_factory(engine)
-
-    def load_state(digest: str) -> dict:
-        with session_scope(factory) as s:
-            return checkpoint.load_state(crud.backbone_state(session=s, digest=digest))
+    load_state = _load_state(factory)
 
     store = make_store(settings)
     trash.purge_expired(factory, store)
@@ -75,10 +98,13 @@ def build_services(settings: Settings) -> Services:
                         embedders=EmbedderPool(settings.cache_dir, device, load_state, settings.worker_runtime),
                         device=device)
     services.models = ModelCache(services.session_factory, services.embedders)
-    services.worker = Worker(services.session_factory, {"train": make_train_handler(services)},
-                             warm_up=make_warm_up(services))
-    with session_scope(factory) as s:
-        crud.recover_follow_ups(session=s)
+    if settings.queue_url:  # `snapclass worker` processes train (app.queue); this process only enqueues
+        services.worker = QueueRunner(settings.queue_url, factory)
+    else:
+        services.worker = Worker(services.session_factory, {"train": make_train_handler(services)},
+                                 warm_up=make_warm_up(services))
+        with session_scope(factory) as s:  # the only worker: pending learning curves died with the last process
+            crud.recover_follow_ups(session=s)
     services.exports = ExportBuilder(services)
     services.trash = trash.TrashSweeper(factory, store)
     services.throttle = LoginThrottle(settings.login_free_failures)

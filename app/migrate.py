@@ -68,6 +68,11 @@ def head() -> str:
     return ScriptDirectory.from_config(config()).get_current_head()
 
 
+def current_revision(engine: Engine) -> str | None:
+    current, _ = _look(engine)
+    return current[0] if len(current) == 1 else None
+
+
 def upgrade(engine: Engine) -> Upgrade:
     """Upgrade to head in place, or raise SchemaError having changed nothing."""
     cfg = config()
@@ -133,6 +138,9 @@ def _migration_connection(engine: Engine) -> Iterator[Connection]:
     """One transaction around the whole upgrade, DDL included, committed only if every step worked."""
     if engine.dialect.name != "sqlite":
         with engine.begin() as conn:  # PostgreSQL: transactional DDL as it is
+            # Several processes may start at once on one database: one migrates, the others wait here, then find
+            # the version changed and say so (the lock ends with the transaction).
+            conn.execute(text("SELECT pg_advisory_xact_lock(7163500)"))
             yield conn
         return
     # SQLite: the driver would commit before each DDL statement on its own; take over BEGIN/COMMIT. Foreign keys

@@ -250,6 +250,7 @@ def run_training(services: Services, ctx: JobContext) -> JobOutcome:
         )
         s.add(model)
         s.flush()
+        ctx.confirm(s, model.id)  # a worker whose job was taken up by another writes no model (app.jobs)
         project.current_model_id = model.id
         model_id, version = model.id, model.version
     services.models.invalidate(ctx.project_id)

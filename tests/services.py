@@ -17,9 +17,12 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
@@ -84,9 +87,10 @@ def postgres_server(root: Path) -> Iterator[str]:
                    check=True, capture_output=True)
     port = free_port()
     # fsync off: a test cluster is thrown away; unix sockets in our own dir (not /var/run/postgresql).
+    log = (root / "postgres.log").open("wb")  # closed in the finally below, after the server stopped
     proc = subprocess.Popen([*prefix, postgres, "-D", str(data), "-p", str(port), "-c", "listen_addresses=127.0.0.1",
                              "-k", str(root), "-c", "fsync=off", "-c", "max_connections=200"],
-                            stdout=subprocess.DEVNULL, stderr=open(root / "postgres.log", "wb"))
+                            stdout=subprocess.DEVNULL, stderr=log)
     try:
         _wait_port(port, proc, "postgres")
         url = f"postgresql+psycopg://snap@127.0.0.1:{port}/postgres"
@@ -102,6 +106,7 @@ def postgres_server(root: Path) -> Iterator[str]:
         yield url
     finally:
         _stop(proc)
+        log.close()
         if uid is not None:
             shutil.rmtree(root, ignore_errors=True)
 
@@ -142,14 +147,16 @@ def s3_server(root: Path) -> Iterator[dict[str, str]]:
         pytest.skip("moto[server] is not installed (a dev dependency)")
     port = free_port()
     root.mkdir(parents=True, exist_ok=True)
+    log = (root / "moto.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=open(root / "moto.log", "wb"))
+                            stdout=subprocess.DEVNULL, stderr=log)
     try:
         _wait_port(port, proc, "moto.server")
         yield {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "test",
                "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
     finally:
         _stop(proc)
+        log.close()
 
 
 def new_bucket(env: dict[str, str]) -> str:
@@ -192,3 +199,92 @@ def s3_env(tmp_path_factory) -> Iterator[dict[str, str]]:
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
+
+
+@dataclass
+class Cluster:
+    """snapclass as a deployment runs it: web processes and worker processes on shared services."""
+
+    root: Path
+    env: dict[str, str]
+    urls: list[str] = field(default_factory=list)
+    webs: list[subprocess.Popen] = field(default_factory=list)
+    workers: list[subprocess.Popen] = field(default_factory=list)
+    data_dirs: list[Path] = field(default_factory=list)
+
+    def _data_dir(self, name: str) -> Path:
+        path = self.root / name
+        self.data_dirs.append(path)
+        return path
+
+    def _spawn(self, args: list[str], name: str) -> subprocess.Popen:
+        log = (self.root / f"{name}.log").open("wb")
+        try:
+            return subprocess.Popen([sys.executable, "-m", "app", *args, "--data-dir", str(self._data_dir(name))],
+                                    cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        finally:
+            log.close()  # the child holds its own copy
+
+    def start_web(self) -> str:
+        import httpx
+
+        port = free_port()
+        proc = self._spawn(["serve", "--port", str(port)], f"web{len(self.webs) + 1}")
+        self.webs.append(proc)
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"serve did not start: {self.log(f'web{len(self.webs)}')}")
+            time.sleep(0.2)
+        self.urls.append(url)
+        return url
+
+    def start_worker(self, *more: str) -> subprocess.Popen:
+        proc = self._spawn(["worker", *more], f"worker{len(self.workers) + 1}")
+        self.workers.append(proc)
+        return proc
+
+    def log(self, name: str) -> str:
+        path = self.root / f"{name}.log"
+        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+
+    def stop(self) -> None:
+        for proc in [*self.webs, *self.workers]:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in [*self.webs, *self.workers]:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@contextmanager
+def cluster(root: Path, database_url: str, queue_url: str, s3: dict[str, str] | None = None,
+            bucket: str | None = None, webs: int = 2, workers: int = 2) -> Iterator[Cluster]:
+    """`snapclass migrate` once, then `webs` serve and `workers` worker processes, each on its own empty data dir
+    (only caches may land there): the database, the queue and, with `bucket`, the photos are shared services."""
+    env = {**os.environ, "DATABASE_URL": database_url, "SNAPCLASS_QUEUE_URL": queue_url,
+           "SNAPCLASS_LOG_LEVEL": "warning", **(s3 or {})}
+    if bucket:
+        env["SNAPCLASS_BLOB_URL"] = f"s3://{bucket}/snapclass"
+    root.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "app", "migrate", "--data-dir", str(root / "migrate")], cwd=REPO, env=env,
+                   check=True, capture_output=True)
+    shutil.rmtree(root / "migrate")  # a SQLite-less migrate leaves an empty dir: not one of the processes' dirs
+    c = Cluster(root=root, env=env)
+    try:
+        for _ in range(workers):
+            c.start_worker()
+        for _ in range(webs):
+            c.start_web()
+        yield c
+    finally:
+        c.stop()

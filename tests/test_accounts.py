@@ -14,7 +14,7 @@ from starlette.websockets import WebSocketDisconnect
 from app.config import Settings
 from app.main import create_app
 from app.security import SESSION_COOKIE
-from tests.conftest import photos, upload, wait_job
+from tests.conftest import photos, sqlite_only, upload, wait_job
 
 PASSWORD = "correct horse battery"
 CAT, SHIP = (photos("cifar10-mini", "train", name, limit=6) for name in ("cat", "ship"))
@@ -185,6 +185,7 @@ def test_roles_viewer_and_editor(team):
     assert admin.get(f"/api/projects/{pid}").json()["owner"] == "alice"
 
 
+@sqlite_only  # reads or writes the SQLite file directly
 def test_tokens_are_shown_once_stored_hashed_and_revocable(team, tmp_path):
     alice = team["alice"]
     r = alice.post("/api/tokens", json={"name": "lab laptop"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from tests.conftest import jpeg_bytes, make_project, photos, train, upload
+from tests.conftest import jpeg_bytes, make_project, photos, sqlite_only, train, upload
 
 
 def count_files(client) -> int:
@@ -22,6 +22,7 @@ def test_health_reports_device_and_backbones(client):
     assert {"name": "efficientnet_lite0", "available": True}.items() <= body["backbones"][0].items()
 
 
+@sqlite_only  # reads or writes the SQLite file directly
 def test_database_is_sqlite_in_wal_mode_with_foreign_keys(client):
     client.post("/api/projects", json={"name": "p"})
     with sqlite3.connect(db_path(client)) as conn:
@@ -92,6 +93,7 @@ def test_mixed_batch_keeps_the_good_and_names_the_bad(client):
     assert "not an image" in body["rejected"][0]["error"]
 
 
+@sqlite_only  # reads or writes the SQLite file directly
 def test_batch_with_no_valid_image_is_422_and_stores_nothing(client):
     _, (a, _) = make_project(client)
     r = client.post(f"/api/classes/{a}/samples", files=[("files", ("x.jpg", b"GIF89a broken")),

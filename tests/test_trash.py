@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 from app import trash
 from app.models import TrashEntry
 from app.storage import ORIGINAL
-from tests.conftest import make_client, make_project, photos, upload
+from tests.conftest import make_client, make_project, photos, sqlite_only, upload
 from tests.test_accounts import PASSWORD, required_app
 
 ANTS = photos("hymenoptera", "train", "ants", limit=4)
@@ -126,6 +126,7 @@ def test_a_trashed_class_does_not_keep_its_name(client):
     assert client.post(path).status_code == 410
 
 
+@sqlite_only  # reads or writes the SQLite file directly
 def test_expired_entries_are_purged_with_their_files(tmp_path, cache_dir):
     data = tmp_path / "data"
     with make_client(data, cache_dir) as client:
@@ -158,6 +159,7 @@ def test_expired_entries_are_purged_with_their_files(tmp_path, cache_dir):
         assert len(client.get(f"/api/projects/{pid}").json()["classes"]) == 2
 
 
+@sqlite_only  # reads or writes the SQLite file directly
 def test_undo_after_expiry_but_before_the_sweep_is_gone(client, tmp_path):
     _, (cid, _) = make_project(client)
     sample = upload(client, cid, ANTS[:1]).json()["added"][0]
@@ -235,6 +237,7 @@ def test_undo_needs_edit_rights_on_the_project(tmp_path, cache_dir):
         assert bob.get(f"/api/classes/{cid}/photos.zip").status_code == 404
 
 
+@sqlite_only  # reads or writes the SQLite file directly
 def test_the_sweeper_thread_purges_while_the_server_runs(client, tmp_path):
     _, (cid, _) = make_project(client)
     sample = upload(client, cid, ANTS[:1]).json()["added"][0]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import time
 
-from tests.conftest import make_client, make_project, photos, upload, wait_job
+from tests.conftest import make_client, make_project, photos, sqlite_only, upload, wait_job
 
 
 def _trainable(client, n=6):
@@ -64,6 +64,7 @@ def test_a_failing_job_is_marked_failed_and_the_server_keeps_serving(client):
     assert client.get(f"/api/projects/{pid}").json()["active_job_id"] is None
 
 
+@sqlite_only  # reads or writes the SQLite file directly
 def test_restart_fails_running_jobs_and_resumes_queued_ones(tmp_path, cache_dir):
     data = tmp_path / "data"
     with make_client(data, cache_dir) as client:

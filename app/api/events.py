@@ -82,6 +82,7 @@ class Follower:
         self.factory, self.actor, self.project_id, self.after = factory, actor, project_id, after
         self.visible: set[int] = set()
         self.allowed = True
+        self.sent: dict[int, float] = {}  # recent change ids already sent -> when (see changes.LATE)
 
     def _visible_ids(self, session) -> set[int]:
         return {p.id for p in access.visible_projects(session, self.actor)}
@@ -91,17 +92,27 @@ class Follower:
         return set(session.scalars(select(Project.id).where(Project.id.in_(ids))))
 
     def start(self) -> None:
-        if self.project_id is None:
-            with session_scope(self.factory) as s:
+        with session_scope(self.factory) as s:
+            if self.project_id is None:
                 self.visible = self._visible_ids(s)
+            if changes.may_commit_late(s):  # the recent rows the page already knows of are not news
+                now = time.monotonic()
+                self.sent = {r.id: now for r in changes.since(s, self.after, self.project_id, late=changes.LATE)
+                             if r.id <= self.after}
 
     def poll(self) -> list[tuple[int, int | None, str]]:
         """New changes for this stream, a burst to one (project, topic) folded into its latest row."""
         with session_scope(self.factory) as s:
-            rows = changes.since(s, self.after, self.project_id)
+            late = changes.LATE if changes.may_commit_late(s) else None
+            rows = changes.since(s, self.after, self.project_id, late=late)
+            if late is not None:
+                now = time.monotonic()
+                rows = [r for r in rows if r.id not in self.sent]
+                self.sent = {i: t for i, t in self.sent.items() if now - t < 2 * late.total_seconds()}
+                self.sent.update((r.id, now) for r in rows)
             if not rows:
                 return []
-            self.after = rows[-1].id
+            self.after = max(self.after, rows[-1].id)
             if self.project_id is not None:
                 # Checked again whenever something changed: the project may be gone or no longer shared with us.
                 try:

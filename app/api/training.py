@@ -30,6 +30,7 @@ def train(project_id: Id, body: TrainRequest, session: SessionDep, services: Ser
                         switched_off=sum(not c.enabled for c in project.classes))
     except NotTrainable as exc:
         raise HTTPException(409, str(exc)) from None
+    crud.lock_project(session=session, project_id=project_id)  # two web processes: one job, the other 409
     active = crud.active_job(session=session, project_id=project_id)
     if active is not None:
         raise HTTPException(409, "this project is already training: wait for it to finish, or cancel it")
