@@ -8,6 +8,8 @@ from datetime import timedelta
 import numpy as np
 from sqlalchemy import JSON, case, cast, delete, func, select, type_coerce, update
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, defer, joinedload
 
 from app import changes
@@ -246,12 +248,17 @@ def store_embeddings(*, session: Session, vectors: dict[int, np.ndarray], backbo
                                   version=version))
     # A sample deleted while it was being embedded is skipped, not resurrected.
     alive = set(session.scalars(select(Sample.id).where(Sample.id.in_(list(vectors)))))
-    session.add_all(
-        Embedding(sample_id=sid, backbone=backbone, version=version,
-                  vector=np.asarray(vec, dtype="<f4").tobytes())
-        for sid, vec in vectors.items() if sid not in existing and sid in alive
-    )
-    session.flush()
+    rows = [{"sample_id": sid, "backbone": backbone, "version": version,
+             "vector": np.asarray(vec, dtype="<f4").tobytes()}
+            for sid, vec in vectors.items() if sid not in existing and sid in alive]
+    if not rows:
+        return
+    # ON CONFLICT DO NOTHING: two runs of one job (a stalled worker's and the one that took it up) may embed the
+    # same photos; the second insert keeps the first's rows instead of failing its job.
+    dialect = session.get_bind().dialect.name
+    insert_ = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(insert_(Embedding).values(rows).on_conflict_do_nothing(
+        index_elements=["sample_id", "backbone", "version"]))
 
 
 # --- jobs ---
@@ -271,8 +278,9 @@ def create_job(*, session: Session, project_id: int, kind: str, params: dict) ->
     return job
 
 
-def get_job(*, session: Session, job_id: int) -> Job:
-    job = session.get(Job, job_id)
+def get_job(*, session: Session, job_id: int, lock: bool = False) -> Job:
+    """With `lock`, the row is held (PostgreSQL's FOR UPDATE) until the transaction ends."""
+    job = session.get(Job, job_id, with_for_update=lock or None, populate_existing=lock)
     if job is None:
         raise NotFound(f"job {job_id} not found")
     return job
@@ -307,20 +315,33 @@ def request_cancel(*, session: Session, job_id: int) -> bool:
     """Ask a job to stop: a queued one is cancelled at once, a running one's worker sees the flag. False when the
     job has already finished."""
     job = get_job(session=session, job_id=job_id)
-    if job.status not in ACTIVE:
-        return False
-    job.cancel_requested = True
-    if job.status == "queued":
-        job.status, job.message, job.finished_at = "cancelled", "cancelled before it started", utcnow()
-    return True
+    # Conditional UPDATEs, not read-then-write: a worker may claim the job between our read and our write.
+    moved = session.scalars(update(Job).where(Job.id == job_id, Job.status == "queued").values(
+        status="cancelled", message="cancelled before it started", finished_at=utcnow(), cancel_requested=True,
+    ).returning(Job.project_id)).all()
+    if not moved:
+        moved = session.scalars(update(Job).where(Job.id == job_id, Job.status == "running").values(
+            cancel_requested=True).returning(Job.project_id)).all()
+    changes.record(session, moved, changes.JOBS)
+    session.expire(job)
+    return bool(moved)
+
+
+def db_now(session: Session):
+    """The database's clock on PostgreSQL (workers on several machines compare leases by one clock, whatever their
+    own say); this process's on SQLite, which is one machine anyway."""
+    if session.get_bind().dialect.name == "postgresql":
+        return session.scalar(select(func.now()))
+    return utcnow()
 
 
 def claim_job(*, session: Session, job_id: int, worker: str | None, seconds: float | None) -> Job | None:
     """Take a queued job for `worker`, holding it `seconds` (a lease the worker renews), or None when it is not
     waiting any more. One conditional UPDATE: of two workers claiming at once exactly one gets the row."""
-    now = utcnow()
+    now = db_now(session)
     claimed = session.scalars(
-        update(Job).where(Job.id == job_id, Job.status == "queued").values(
+        update(Job).where(Job.id == job_id, Job.status == "queued", Job.model_id.is_(None),
+                          Job.cancel_requested.is_(False)).values(
             status="running", started_at=now, message="starting", worker=worker, attempts=Job.attempts + 1,
             lease_until=now + timedelta(seconds=seconds) if seconds else None).returning(Job.project_id)
     ).all()
@@ -335,7 +356,7 @@ def renew_lease(*, session: Session, job_id: int, worker: str, seconds: float,
     """Extend `worker`'s hold on its running job (and record its model, in the model's own transaction); None
     when the job is no longer this worker's, else whether someone asked it to stop. On PostgreSQL the row stays
     locked until the commit, so no other worker can take the job up between this check and the model's write."""
-    values = {"lease_until": utcnow() + timedelta(seconds=seconds)}
+    values = {"lease_until": db_now(session) + timedelta(seconds=seconds)}
     if model_id is not None:
         values["model_id"] = model_id
     row = session.execute(
@@ -359,9 +380,13 @@ def requeue_lost_jobs(*, session: Session, max_attempts: int) -> list[int]:
     """Running jobs whose worker stopped renewing its lease (killed, machine lost): queued again, or failed after
     `max_attempts` workers, or cancelled if that was asked. The ids queued again. Safe from any number of
     processes at once: each job is moved by exactly one conditional UPDATE."""
-    now = utcnow()
+    now = db_now(session)
     lost = (Job.status == "running", Job.lease_until.is_not(None), Job.lease_until < now)
-    touched = list(session.scalars(update(Job).where(*lost, Job.cancel_requested.is_(True)).values(
+    # Its model was committed (with the lease checked) before the worker died: the job is done, not to be rerun.
+    touched = list(session.scalars(update(Job).where(*lost, Job.model_id.is_not(None)).values(
+        status="succeeded", progress=1.0, finished_at=now, worker=None, lease_until=None,
+        message="model ready (its worker stopped before it could say so)").returning(Job.project_id)))
+    touched += list(session.scalars(update(Job).where(*lost, Job.cancel_requested.is_(True)).values(
         status="cancelled", message="cancelled", finished_at=now, worker=None, lease_until=None,
     ).returning(Job.project_id)))
     touched += session.scalars(update(Job).where(*lost, Job.attempts >= max_attempts).values(

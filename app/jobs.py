@@ -207,7 +207,8 @@ class Worker:
     def _finish(self, job_id: int, status: str, outcome: JobOutcome, message: str, notes: dict) -> None:
         try:
             with session_scope(self.session_factory) as s:
-                job = crud.get_job(session=s, job_id=job_id)
+                # Locked: a requeue or cancel from another process cannot slip between this check and the write.
+                job = crud.get_job(session=s, job_id=job_id, lock=self.identity is not None)
                 if self.identity is not None and (job.worker != self.identity or job.status != "running"):
                     log.warning("worker %s: job %s is no longer ours (%s, %s)", self.identity, job_id, job.status,
                                 job.worker)

@@ -42,7 +42,7 @@ from app.pages import install_not_found_pages
 from app.pages import router as pages_router
 from app.queue import QueueRunner
 from app.services import Services, resolve_device
-from app.storage import BlobStore, make_store
+from app.storage import BlobStore, ImageStore, make_store
 from app.throttle import LoginThrottle
 from app.training import make_train_handler, make_warm_up
 
@@ -118,7 +118,13 @@ def build_services(settings: Settings) -> Services:
 def _sweep_orphans(factory, store: BlobStore) -> None:
     """Remove photo files that an upload stopped by a crash wrote before its rows committed."""
     with session_scope(factory) as s:
+        shared = s.get_bind().dialect.name != "sqlite"
         keys = crud.all_sample_keys(session=s)
+    if shared and isinstance(store, ImageStore):
+        # A shared database may have other processes uploading into the same folder right now (their files are
+        # written before their rows commit): nothing is swept that could be theirs. (The S3 store sweeps only
+        # objects older than an hour.)
+        return
     if not keys:
         # No sample at all beside photos on disk looks more like a database pointed elsewhere (DATABASE_URL) than
         # a crash: deleting every photo could not be undone, so leave them.

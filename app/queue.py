@@ -18,7 +18,6 @@ from datetime import timedelta
 
 from redis import Redis
 from rq import Queue, SimpleWorker
-from rq.registry import StartedJobRegistry
 from sqlalchemy.orm import Session, sessionmaker
 
 from app import crud
@@ -126,12 +125,27 @@ class LeaseKeeper(threading.Thread):
             log.warning("job %s lost its worker (its lease passed): queued again", job_id)
             enqueue(self.queue, job_id)
         if waiting:
+            # Only what waits in Redis counts (RQ's started registry keeps a killed worker's entry for ever with
+            # job_timeout -1); queueing a job twice is harmless.
             held = {_db_id(i) for i in self.queue.get_job_ids()}
-            held |= {_db_id(i) for i in StartedJobRegistry(queue=self.queue).get_job_ids()}
             for job_id in waiting:
                 if job_id not in held and job_id not in lost:
                     log.warning("job %s waits in the database but not in Redis: queued again", job_id)
                     enqueue(self.queue, job_id)
+
+
+class _Worker(SimpleWorker):
+    """RQ's SimpleWorker, whose first SIGTERM/SIGINT (a warm stop: no new job) also tells the job in hand to stop at
+    its next check: it is handed back to the queue uncounted (Worker._run) and another worker starts it at once,
+    instead of this one training on past `docker stop`'s grace period."""
+
+    def __init__(self, *args, snapclass: Worker, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.snapclass = snapclass
+
+    def request_stop(self, signum, frame):
+        self.snapclass.stopping.set()
+        super().request_stop(signum, frame)
 
 
 def run_worker(worker: Worker, url: str, burst: bool = False) -> None:
@@ -150,7 +164,7 @@ def run_worker(worker: Worker, url: str, burst: bool = False) -> None:
             log.exception("worker: warm-up failed (jobs still run, the first one slower)")
     keeper.start()
     try:
-        SimpleWorker([queue], connection=connection, name=worker.identity.replace(":", "-")).work(
+        _Worker([queue], connection=connection, name=worker.identity.replace(":", "-"), snapclass=worker).work(
             burst=burst, with_scheduler=False, logging_level=os.environ.get("SNAPCLASS_LOG_LEVEL", "INFO").upper())
     finally:
         worker.stopping.set()

@@ -121,11 +121,14 @@ def purge_expired(factory: sessionmaker[Session], store: BlobStore) -> int:
     """Drop expired entries, then their files (after the commit: a failure leaves files, never a dangling row)."""
     with session_scope(factory) as session:
         entries = session.scalars(select(TrashEntry).where(TrashEntry.expires_at <= utcnow())).all()
-        keys = [k for e in entries for k in e.keys]
-        session.execute(delete(TrashEntry).where(TrashEntry.id.in_([e.id for e in entries])))
+        # RETURNING: only the entries this DELETE removed; one another process restored or purged meanwhile keeps
+        # its files (or they are that process's to delete).
+        gone = set(session.scalars(delete(TrashEntry).where(TrashEntry.id.in_([e.id for e in entries]))
+                                   .returning(TrashEntry.id)))
+        keys = [k for e in entries if e.id in gone for k in e.keys]
     for key in keys:
         store.delete(key)
-    return len(entries)
+    return len(gone)
 
 
 class TrashSweeper:

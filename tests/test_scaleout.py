@@ -154,6 +154,62 @@ def test_a_worker_killed_mid_job_loses_nothing_another_takes_it_up(deployment):
     assert web1.get(f"/api/projects/{pid}").json()["model"]["id"] == job["model_id"]
 
 
+def test_sigterm_hands_the_job_in_hand_back_and_another_worker_runs_it_uncounted(deployment):
+    web1, web2 = deployment.clients
+    pid, _ = _project(web2, "stopped")
+    job_id = web2.post(f"/api/projects/{pid}/train", json={"mode": "head", "epochs": 120, "batch_size": 1}).json()[
+        "job_id"]
+    deadline = time.monotonic() + 120
+    while True:
+        job = web2.get(f"/api/jobs/{job_id}").json()
+        if job["status"] == "running" and job["progress"] > 0.2:
+            break
+        assert job["status"] in ("queued", "running") and time.monotonic() < deadline, job
+        time.sleep(0.05)
+    holder, attempts = _job_row(deployment, job_id)
+    stopped = next(p for p in deployment.workers if p.poll() is None and f":{p.pid}:" in holder)
+    stopped.terminate()
+    assert stopped.wait(30) == 0  # it stops at the job's next step, not after the job
+    deployment.start_worker()
+    job = _wait(web1, job_id, timeout=300)
+    assert job["status"] == "succeeded", job["message"]
+    new_holder, attempts_after = _job_row(deployment, job_id)
+    assert new_holder != holder and attempts_after == attempts  # handed back: not counted as a failed attempt
+
+
+def test_a_job_whose_model_was_written_before_its_worker_died_is_done_not_rerun(pg_url):
+    from datetime import timedelta
+
+    from app import crud
+    from app.db import init_db, make_engine, make_session_factory, session_scope
+    from app.models import Project, TrainedModel, utcnow
+
+    engine = make_engine(pg_url)
+    init_db(engine)
+    factory = make_session_factory(engine)
+    with session_scope(factory) as s:
+        project = Project(name="p", backbone="efficientnet_lite0")
+        s.add(project)
+        s.flush()
+        job = crud.create_job(session=s, project_id=project.id, kind="train", params={})
+        job_id = job.id
+        assert crud.claim_job(session=s, job_id=job_id, worker="gone:1:x", seconds=15) is not None
+        model = TrainedModel(project_id=project.id, version=1, backbone="b", features="b", mode="head",
+                             labels=["a", "b"], class_ids=[1, 2], format_version=1, weights=b"", metrics={})
+        s.add(model)
+        s.flush()
+        assert crud.renew_lease(session=s, job_id=job_id, worker="gone:1:x", seconds=15, model_id=model.id) is False
+    with session_scope(factory) as s:  # the worker died right after: its lease passes
+        s.get(crud.Job, job_id).lease_until = utcnow() - timedelta(seconds=1)
+    with session_scope(factory) as s:
+        assert crud.requeue_lost_jobs(session=s, max_attempts=3) == []
+    with session_scope(factory) as s:
+        job = crud.get_job(session=s, job_id=job_id)
+        assert (job.status, job.model_id is not None) == ("succeeded", True)
+        assert crud.claim_job(session=s, job_id=job_id, worker="other:2:y", seconds=15) is None
+    engine.dispose()
+
+
 def test_cancel_through_the_other_web_process(deployment):
     web1, web2 = deployment.clients
     pid = deployment.trained[1]
