@@ -272,7 +272,7 @@ def cluster(root: Path, database_url: str, queue_url: str, s3: dict[str, str] | 
     """`snapclass migrate` once, then `webs` serve and `workers` worker processes, each on its own empty data dir
     (only caches may land there): the database, the queue and, with `bucket`, the photos are shared services."""
     env = {**os.environ, "DATABASE_URL": database_url, "SNAPCLASS_QUEUE_URL": queue_url,
-           "SNAPCLASS_LOG_LEVEL": "warning", **(s3 or {})}
+           "SNAPCLASS_LOG_LEVEL": os.environ.get("SNAPCLASS_CLUSTER_LOG_LEVEL", "warning"), **(s3 or {})}
     if bucket:
         env["SNAPCLASS_BLOB_URL"] = f"s3://{bucket}/snapclass"
     root.mkdir(parents=True, exist_ok=True)

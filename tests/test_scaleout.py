@@ -130,7 +130,7 @@ def test_a_retrain_through_one_web_process_is_used_by_the_other_within_a_second(
 def test_a_worker_killed_mid_job_loses_nothing_another_takes_it_up(deployment):
     web1, web2 = deployment.clients
     pid, _ = _project(web1, "killed")
-    job_id = web1.post(f"/api/projects/{pid}/train", json={"mode": "head", "epochs": 120, "batch_size": 1}).json()[
+    job_id = web1.post(f"/api/projects/{pid}/train", json={"mode": "head", "epochs": 400, "batch_size": 1}).json()[
         "job_id"]
     deadline = time.monotonic() + 120
     while True:  # wait until it is well into training, then kill its worker without warning
@@ -157,7 +157,7 @@ def test_a_worker_killed_mid_job_loses_nothing_another_takes_it_up(deployment):
 def test_sigterm_hands_the_job_in_hand_back_and_another_worker_runs_it_uncounted(deployment):
     web1, web2 = deployment.clients
     pid, _ = _project(web2, "stopped")
-    job_id = web2.post(f"/api/projects/{pid}/train", json={"mode": "head", "epochs": 120, "batch_size": 1}).json()[
+    job_id = web2.post(f"/api/projects/{pid}/train", json={"mode": "head", "epochs": 400, "batch_size": 1}).json()[
         "job_id"]
     deadline = time.monotonic() + 120
     while True:
