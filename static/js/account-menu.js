@@ -17,6 +17,7 @@ if (menu) {
       showError(err, "Could not sign out");
     }
   });
+  signOut.dataset.ready = "true";  // the button works from here on (tests wait for it on a slow machine)
   document.addEventListener("click", (event) => {
     if (menu.open && !menu.contains(event.target)) menu.open = false;
   });

@@ -139,6 +139,8 @@ def test_first_account_sign_out_and_in(ctx, auth_server: AuthServer, tmp_path: P
     expect(page.get_by_test_id("no-projects")).to_be_visible()
     page.get_by_test_id("account-button").click()
     expect(page.get_by_test_id("admin-link")).to_be_visible()
+    # The menu's module script may still be loading on a busy machine: a click before it is a click on nothing.
+    expect(page.get_by_test_id("sign-out")).to_have_attribute("data-ready", "true")
     page.get_by_test_id("sign-out").click()
     expect(page).to_have_url(re.compile(r"/login$"))
     page.goto("/")  # signed out for real: the server no longer knows the session
@@ -157,6 +159,7 @@ def test_first_account_sign_out_and_in(ctx, auth_server: AuthServer, tmp_path: P
 
     # `next` brings you back where you were going; a foreign one does not leave the server.
     page.get_by_test_id("account-button").click()
+    expect(page.get_by_test_id("sign-out")).to_have_attribute("data-ready", "true")
     page.get_by_test_id("sign-out").click()
     expect(page).to_have_url(re.compile(r"/login$"))
     page.goto("/account")
