@@ -97,6 +97,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_healthy(url: str, proc: subprocess.Popen, timeout: float = 120, what: str = "") -> None:
+    """Until `serve` at `url` answers /api/health; RuntimeError (with `what`) if it exits or takes too long."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"server did not start{': ' + what if what else ''}")
+        time.sleep(0.2)
+
+
 @contextlib.contextmanager
 def server(data_dir: Path | None = None, env: dict | None = None):
     """`python -m app serve` as users start it; yields (base_url, process).
@@ -115,16 +129,7 @@ def server(data_dir: Path | None = None, env: dict | None = None):
         )
         url = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 120
-            while True:
-                try:
-                    if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("server did not start")
-                time.sleep(0.2)
+            wait_healthy(url, proc)
             yield url, proc
         finally:
             proc.terminate()

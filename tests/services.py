@@ -226,22 +226,17 @@ class Cluster:
             log.close()  # the child holds its own copy
 
     def start_web(self) -> str:
-        import httpx
+        from bench.common import wait_healthy
 
         port = free_port()
-        proc = self._spawn(["serve", "--port", str(port)], f"web{len(self.webs) + 1}")
+        name = f"web{len(self.webs) + 1}"
+        proc = self._spawn(["serve", "--port", str(port)], name)
         self.webs.append(proc)
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/api/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"serve did not start: {self.log(f'web{len(self.webs)}')}")
-            time.sleep(0.2)
+        try:
+            wait_healthy(url, proc)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}: {self.log(name)}") from None
         self.urls.append(url)
         return url
 

@@ -127,20 +127,27 @@ def test_a_retrain_through_one_web_process_is_used_by_the_other_within_a_second(
         time.sleep(0.02)
 
 
-def test_a_worker_killed_mid_job_loses_nothing_another_takes_it_up(deployment):
-    web1, web2 = deployment.clients
-    pid, _ = _project(web1, "killed")
-    job_id = web1.post(f"/api/projects/{pid}/train", json={"mode": "head", "epochs": 400, "batch_size": 1}).json()[
+def _well_into_training(deployment, client: httpx.Client, pid: int):
+    """A long job started and well into training (where a signal lands mid-job, not after it): its id, its
+    worker's name and attempts, and that worker's process."""
+    job_id = client.post(f"/api/projects/{pid}/train", json={"mode": "head", "epochs": 400, "batch_size": 1}).json()[
         "job_id"]
     deadline = time.monotonic() + 120
-    while True:  # wait until it is well into training, then kill its worker without warning
-        job = web1.get(f"/api/jobs/{job_id}").json()
+    while True:
+        job = client.get(f"/api/jobs/{job_id}").json()
         if job["status"] == "running" and job["progress"] > 0.2:
             break
         assert job["status"] in ("queued", "running") and time.monotonic() < deadline, job
         time.sleep(0.05)
     holder, attempts = _job_row(deployment, job_id)
-    victim = next(p for p in deployment.workers if p.poll() is None and f":{p.pid}:" in holder)
+    process = next(p for p in deployment.workers if p.poll() is None and f":{p.pid}:" in holder)
+    return job_id, holder, attempts, process
+
+
+def test_a_worker_killed_mid_job_loses_nothing_another_takes_it_up(deployment):
+    web1, web2 = deployment.clients
+    pid, _ = _project(web1, "killed")
+    job_id, holder, attempts, victim = _well_into_training(deployment, web1, pid)  # then kill it without warning
     os.kill(victim.pid, signal.SIGKILL)
     victim.wait()
     deployment.start_worker()  # keep two for the tests after this one
@@ -157,17 +164,7 @@ def test_a_worker_killed_mid_job_loses_nothing_another_takes_it_up(deployment):
 def test_sigterm_hands_the_job_in_hand_back_and_another_worker_runs_it_uncounted(deployment):
     web1, web2 = deployment.clients
     pid, _ = _project(web2, "stopped")
-    job_id = web2.post(f"/api/projects/{pid}/train", json={"mode": "head", "epochs": 400, "batch_size": 1}).json()[
-        "job_id"]
-    deadline = time.monotonic() + 120
-    while True:
-        job = web2.get(f"/api/jobs/{job_id}").json()
-        if job["status"] == "running" and job["progress"] > 0.2:
-            break
-        assert job["status"] in ("queued", "running") and time.monotonic() < deadline, job
-        time.sleep(0.05)
-    holder, attempts = _job_row(deployment, job_id)
-    stopped = next(p for p in deployment.workers if p.poll() is None and f":{p.pid}:" in holder)
+    job_id, holder, attempts, stopped = _well_into_training(deployment, web2, pid)
     stopped.terminate()
     assert stopped.wait(30) == 0  # it stops at the job's next step, not after the job
     deployment.start_worker()
